@@ -1,0 +1,33 @@
+//! The MUTT domain, pure and synchronous: nothing here performs I/O.
+//!
+//! # Layout
+//!
+//! - [`event`]: the validated ingest [`Event`](event::Event) and the validation of
+//!   untrusted JSON into it, with the size limits that keep a worker safe.
+//! - [`severity`]: syslog severity names and numbers, and the webhook (Moogsoft) scale.
+//! - [`rules`]: alert rules, their compiled [`RuleSet`](rules::RuleSet) and the matching
+//!   semantics of DESIGN.md (priorities, contains/regex/OID arcs, dev hosts, teams).
+//! - [`fingerprint`]: message normalisation, so that floods of similar unhandled lines
+//!   aggregate under one fingerprint.
+//! - [`alert`]: the [`Alert`](alert::Alert) written to the alerts stream and the webhook
+//!   payload built from it.
+//! - [`codec`]: the MessagePack encoding of events and alerts in stream entries.
+//! - [`settings`]: typed process settings from the environment and an optional TOML file.
+//! - [`secret`]: a string wrapper that never prints its value.
+
+#![forbid(unsafe_code)]
+
+pub mod alert;
+pub mod codec;
+pub mod event;
+pub mod fingerprint;
+pub mod rules;
+pub mod secret;
+pub mod settings;
+pub mod severity;
+
+/// Milliseconds since the Unix epoch, the clock of every timestamp MUTT writes itself.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}

@@ -1,0 +1,562 @@
+//! Process settings: environment variables, optionally a TOML file (`--config`), defaults.
+//!
+//! Every setting has one environment name (`MUTT_REDIS_URL`) and one file key, the same
+//! name in lower case without the `MUTT_` prefix (`redis_url`). The environment wins over
+//! the file, the file over the default. Everything is validated at start; all problems are
+//! reported together, each naming its setting, so a bad deployment fails once, clearly.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::event::Limits;
+use crate::secret::Secret;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Ingest settings.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Most events in one request.
+    pub max_batch_items: usize,
+    /// Per-event limits.
+    pub limits: Limits,
+    /// A request that takes longer is answered 408/503 and nothing of it is accepted.
+    pub request_timeout: Duration,
+}
+
+/// Alerter settings.
+#[derive(Debug, Clone)]
+pub struct AlerterSettings {
+    /// Entries read per `XREADGROUP`.
+    pub batch_size: usize,
+    /// How often rules, hosts and teams are re-read without an announcement.
+    pub rule_reload_interval: Duration,
+    /// Unhandled events with one fingerprint that make a meta-alert.
+    pub unhandled_threshold: u64,
+    /// The window in which they must arrive; also the silence after a meta-alert.
+    pub unhandled_window: Duration,
+    /// Team of a meta-alert for a host not listed in `device_teams`.
+    pub unhandled_default_team: String,
+}
+
+/// Forwarder settings.
+#[derive(Debug, Clone)]
+pub struct ForwarderSettings {
+    /// Alerts read per `XREADGROUP`.
+    pub batch_size: usize,
+    /// Webhook requests in flight at once per forwarder.
+    pub concurrency: usize,
+    /// A webhook request that takes longer has failed.
+    pub webhook_timeout: Duration,
+}
+
+/// Everything a `mutt` process needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `MUTT_REDIS_URL`.
+    pub redis_url: String,
+    /// `MUTT_DATABASE_URL`.
+    pub database_url: String,
+    /// `MUTT_PREFIX`: namespace of every Redis key and channel.
+    pub prefix: String,
+    /// `MUTT_INGEST_LISTEN`.
+    pub ingest_listen: SocketAddr,
+    /// `MUTT_CONTROL_LISTEN`.
+    pub control_listen: SocketAddr,
+    /// `MUTT_OPS_LISTEN`.
+    pub ops_listen: SocketAddr,
+    /// `MUTT_WEBHOOK_URL`.
+    pub webhook_url: Option<String>,
+    /// `MUTT_WEBHOOK_TOKEN`.
+    pub webhook_token: Option<Secret>,
+    /// `MUTT_API_KEY`.
+    pub api_key: Option<Secret>,
+    /// `MUTT_CONSUMER`: this process's name in the consumer groups.
+    pub consumer: String,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otel_endpoint: Option<String>,
+    /// `MUTT_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `MUTT_LOG_LEVEL` (a tracing filter such as `info` or `mutt=debug,info`).
+    pub log_level: String,
+    /// How long a stopping process may take to finish what it holds.
+    pub shutdown_grace: Duration,
+    /// `XREADGROUP … BLOCK` time.
+    pub read_block: Duration,
+    /// Ingest settings.
+    pub ingest: IngestSettings,
+    /// Alerter settings.
+    pub alerter: AlerterSettings,
+    /// Forwarder settings.
+    pub forwarder: ForwarderSettings,
+}
+
+/// One setting that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    /// The setting as the operator wrote it (`MUTT_OPS_LISTEN`, or `ops_listen in FILE`).
+    pub setting: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// All the problems found in the settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct SettingsError(pub Vec<SettingError>);
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid settings:")?;
+        for e in &self.0 {
+            write!(f, "\n  {}: {}", e.setting, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where setting values come from: the environment (injectable, so tests never mutate the
+/// process environment) and the parsed TOML file.
+#[derive(Debug)]
+pub struct Sources<'a, E> {
+    env: E,
+    file: Option<(&'a str, toml::Table)>,
+}
+
+impl<'a, E: Fn(&str) -> Option<String>> Sources<'a, E> {
+    /// Settings from `env` and, if given, the TOML text of the file at `path`.
+    pub fn new(env: E, file: Option<(&'a str, &str)>) -> Result<Self, SettingsError> {
+        let file = match file {
+            None => None,
+            Some((path, text)) => Some((
+                path,
+                text.parse::<toml::Table>().map_err(|e| {
+                    SettingsError(vec![SettingError {
+                        setting: path.to_string(),
+                        message: format!("not valid TOML: {e}"),
+                    }])
+                })?,
+            )),
+        };
+        Ok(Self { env, file })
+    }
+}
+
+/// The environment name of a file key's setting is `MUTT_` + upper case, except for the
+/// OpenTelemetry variable, which keeps its standard name.
+fn file_key(env_name: &str) -> String {
+    env_name
+        .strip_prefix("MUTT_")
+        .unwrap_or(env_name)
+        .to_ascii_lowercase()
+}
+
+struct Reader<'s, 'a, E> {
+    src: &'s Sources<'a, E>,
+    errors: Vec<SettingError>,
+    used: BTreeSet<String>,
+}
+
+impl<E: Fn(&str) -> Option<String>> Reader<'_, '_, E> {
+    /// The raw value and the name to report it under.
+    fn raw(&mut self, env_name: &str) -> Option<(String, String)> {
+        let key = file_key(env_name);
+        self.used.insert(key.clone());
+        if let Some(v) = (self.src.env)(env_name) {
+            return Some((v, env_name.to_string()));
+        }
+        let (path, table) = self.src.file.as_ref()?;
+        let v = table.get(&key)?;
+        let s = match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                self.errors.push(SettingError {
+                    setting: format!("{key} in {path}"),
+                    message: format!(
+                        "expected a string or a number, found a {}",
+                        other.type_str()
+                    ),
+                });
+                return None;
+            }
+        };
+        Some((s, format!("{key} in {path}")))
+    }
+
+    fn get<T>(
+        &mut self,
+        env_name: &str,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> T {
+        match self.raw(env_name) {
+            None => default,
+            Some((raw, name)) => match parse(raw.trim()) {
+                Ok(v) => v,
+                Err(message) => {
+                    self.errors.push(SettingError {
+                        setting: name,
+                        message,
+                    });
+                    default
+                }
+            },
+        }
+    }
+
+    fn optional<T>(
+        &mut self,
+        env_name: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        self.get(env_name, None, |s| {
+            if s.is_empty() {
+                Ok(None)
+            } else {
+                parse(s).map(Some)
+            }
+        })
+    }
+}
+
+fn addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an address such as 0.0.0.0:8080"))
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration such as 250ms, 30s or 5m ({e})"))
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+fn bounded(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> {
+    move |s| {
+        let n: u64 = s
+            .parse()
+            .map_err(|_| format!("{s:?} is not a whole number"))?;
+        if !(min..=max).contains(&n) {
+            return Err(format!("{n} is outside {min}..={max}"));
+        }
+        Ok(n)
+    }
+}
+
+fn redis_url(s: &str) -> Result<String, String> {
+    if s.starts_with("redis://")
+        || s.starts_with("rediss://")
+        || s.starts_with("redis+unix://")
+        || s.starts_with("unix://")
+    {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{:?} must start with redis:// or rediss://",
+            redact_url(s)
+        ))
+    }
+}
+
+fn postgres_url(s: &str) -> Result<String, String> {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{:?} must start with postgres://", redact_url(s)))
+    }
+}
+
+fn http_url(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or_else(|| format!("{:?} must start with http:// or https://", redact_url(s)))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("{:?} has no host", redact_url(s)));
+    }
+    Ok(s.to_string())
+}
+
+fn name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 128 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{s:?} must be 1–128 characters without spaces"));
+    }
+    Ok(s.to_string())
+}
+
+fn secret(s: &str) -> Result<Secret, String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(Secret::new(s))
+}
+
+/// A URL with any password replaced, for error messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..])
+        }
+        None => url.to_string(),
+    }
+}
+
+impl Settings {
+    /// Reads and validates every setting.
+    pub fn load<E: Fn(&str) -> Option<String>>(
+        src: &Sources<'_, E>,
+    ) -> Result<Self, SettingsError> {
+        let mut r = Reader {
+            src,
+            errors: Vec::new(),
+            used: BTreeSet::new(),
+        };
+        let default_consumer = format!(
+            "{}-{}",
+            (src.env)("HOSTNAME").unwrap_or_else(|| "mutt".into()),
+            std::process::id()
+        );
+        let defaults = Limits::default();
+        let s = Settings {
+            redis_url: r.get("MUTT_REDIS_URL", "redis://127.0.0.1:6379".into(), redis_url),
+            database_url: r.get(
+                "MUTT_DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/mutt".into(),
+                postgres_url,
+            ),
+            prefix: r.get("MUTT_PREFIX", "mutt".into(), |s| {
+                if s.is_empty()
+                    || s.len() > 64
+                    || s.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    Err(format!("{s:?} must be 1–64 characters without spaces"))
+                } else {
+                    Ok(s.to_string())
+                }
+            }),
+            ingest_listen: r.get("MUTT_INGEST_LISTEN", ([0, 0, 0, 0], 8080).into(), addr),
+            control_listen: r.get("MUTT_CONTROL_LISTEN", ([0, 0, 0, 0], 8090).into(), addr),
+            ops_listen: r.get("MUTT_OPS_LISTEN", ([0, 0, 0, 0], 9464).into(), addr),
+            webhook_url: r.optional("MUTT_WEBHOOK_URL", http_url),
+            webhook_token: r.optional("MUTT_WEBHOOK_TOKEN", secret),
+            api_key: r.optional("MUTT_API_KEY", secret),
+            consumer: r.get("MUTT_CONSUMER", default_consumer, name),
+            otel_endpoint: r.optional("OTEL_EXPORTER_OTLP_ENDPOINT", http_url),
+            log_format: r.get("MUTT_LOG_FORMAT", LogFormat::Text, |s| {
+                match s.to_ascii_lowercase().as_str() {
+                    "text" => Ok(LogFormat::Text),
+                    "json" => Ok(LogFormat::Json),
+                    _ => Err(format!("{s:?} is neither text nor json")),
+                }
+            }),
+            log_level: r.get("MUTT_LOG_LEVEL", "info".into(), |s| Ok(s.to_string())),
+            shutdown_grace: r.get(
+                "MUTT_SHUTDOWN_GRACE",
+                Duration::from_secs(20),
+                positive_duration,
+            ),
+            read_block: r.get("MUTT_READ_BLOCK", Duration::from_millis(1000), |s| {
+                let d = positive_duration(s)?;
+                if d > Duration::from_secs(60) {
+                    return Err("at most 60s, so that shutdown stays prompt".into());
+                }
+                Ok(d)
+            }),
+            ingest: IngestSettings {
+                max_body_bytes: r.get(
+                    "MUTT_INGEST_MAX_BODY_BYTES",
+                    16 << 20,
+                    bounded(1024, 1 << 30),
+                ) as usize,
+                max_batch_items: r.get("MUTT_INGEST_MAX_BATCH", 10_000, bounded(1, 1_000_000))
+                    as usize,
+                limits: Limits {
+                    max_message_bytes: r.get(
+                        "MUTT_INGEST_MAX_MESSAGE_BYTES",
+                        defaults.max_message_bytes as u64,
+                        bounded(64, 1 << 20),
+                    ) as usize,
+                    max_event_bytes: r.get(
+                        "MUTT_INGEST_MAX_EVENT_BYTES",
+                        defaults.max_event_bytes as u64,
+                        bounded(256, 4 << 20),
+                    ) as usize,
+                    ..defaults
+                },
+                request_timeout: r.get(
+                    "MUTT_INGEST_REQUEST_TIMEOUT",
+                    Duration::from_secs(30),
+                    positive_duration,
+                ),
+            },
+            alerter: AlerterSettings {
+                batch_size: r.get("MUTT_ALERTER_BATCH", 500, bounded(1, 10_000)) as usize,
+                rule_reload_interval: r.get(
+                    "MUTT_RULE_RELOAD_INTERVAL",
+                    Duration::from_secs(60),
+                    positive_duration,
+                ),
+                unhandled_threshold: r.get(
+                    "MUTT_UNHANDLED_THRESHOLD",
+                    100,
+                    bounded(1, 1_000_000_000),
+                ),
+                unhandled_window: r.get(
+                    "MUTT_UNHANDLED_WINDOW",
+                    Duration::from_secs(86_400),
+                    |s| {
+                        let d = positive_duration(s)?;
+                        if d < Duration::from_secs(1) {
+                            return Err("at least 1s".into());
+                        }
+                        Ok(d)
+                    },
+                ),
+                unhandled_default_team: r.get("MUTT_UNHANDLED_DEFAULT_TEAM", "NETO".into(), name),
+            },
+            forwarder: ForwarderSettings {
+                batch_size: r.get("MUTT_FORWARDER_BATCH", 200, bounded(1, 10_000)) as usize,
+                concurrency: r.get("MUTT_FORWARDER_CONCURRENCY", 32, bounded(1, 4096)) as usize,
+                webhook_timeout: r.get(
+                    "MUTT_WEBHOOK_TIMEOUT",
+                    Duration::from_secs(10),
+                    positive_duration,
+                ),
+            },
+        };
+        if let Some((path, table)) = &src.file {
+            for key in table.keys() {
+                if !r.used.contains(key) {
+                    r.errors.push(SettingError {
+                        setting: format!("{key} in {path}"),
+                        message: "unknown setting".into(),
+                    });
+                }
+            }
+        }
+        if r.errors.is_empty() {
+            Ok(s)
+        } else {
+            Err(SettingsError(r.errors))
+        }
+    }
+
+    /// Checks what a role needs beyond the defaults, naming the missing setting.
+    pub fn require_webhook(&self) -> Result<&str, SettingsError> {
+        self.webhook_url.as_deref().ok_or_else(|| {
+            SettingsError(vec![SettingError {
+                setting: "MUTT_WEBHOOK_URL".into(),
+                message: "the forwarder needs the webhook URL alerts are POSTed to".into(),
+            }])
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let src = Sources::new(
+            move |k: &str| map.get(k).cloned(),
+            file.map(|f| ("mutt.toml", f)),
+        )?;
+        Settings::load(&src)
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = load(&[], None).unwrap();
+        assert_eq!(s.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(s.database_url, "postgres://postgres@127.0.0.1:5432/mutt");
+        assert_eq!(s.prefix, "mutt");
+        assert_eq!(s.ingest_listen.port(), 8080);
+        assert_eq!(s.control_listen.port(), 8090);
+        assert_eq!(s.ops_listen.port(), 9464);
+        assert!(s.webhook_url.is_none() && s.api_key.is_none());
+        assert!(s.require_webhook().is_err());
+    }
+
+    #[test]
+    fn env_wins_over_file_and_durations_are_humantime() {
+        let s = load(
+            &[("MUTT_PREFIX", "env"), ("MUTT_READ_BLOCK", "250ms")],
+            Some("prefix = \"file\"\nunhandled_window = \"5m\"\nalerter_batch = 64\n"),
+        )
+        .unwrap();
+        assert_eq!(s.prefix, "env");
+        assert_eq!(s.read_block, Duration::from_millis(250));
+        assert_eq!(s.alerter.unhandled_window, Duration::from_secs(300));
+        assert_eq!(s.alerter.batch_size, 64);
+    }
+
+    #[test]
+    fn every_bad_setting_is_named() {
+        let e = load(
+            &[
+                ("MUTT_OPS_LISTEN", "nowhere"),
+                ("MUTT_REDIS_URL", "http://x"),
+                ("MUTT_READ_BLOCK", "soon"),
+                ("MUTT_WEBHOOK_URL", "ftp://user:pw@host/x"),
+            ],
+            Some("alerter_batch = 0\nbogus = 1\n"),
+        )
+        .unwrap_err();
+        let names: Vec<&str> = e.0.iter().map(|e| e.setting.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "MUTT_REDIS_URL",
+                "MUTT_OPS_LISTEN",
+                "MUTT_WEBHOOK_URL",
+                "MUTT_READ_BLOCK",
+                "alerter_batch in mutt.toml",
+                "bogus in mutt.toml"
+            ]
+        );
+        let text = e.to_string();
+        assert!(!text.contains("pw"), "{text}");
+        assert!(load(&[], Some("not = [toml")).is_err());
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("redis://:secret@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(redact_url("postgres://u:p@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+    }
+}
