@@ -1,1 +1,29 @@
-//! placeholder
+//! Everything MUTT does with Redis, behind domain verbs.
+//!
+//! No other crate imports `redis`: a client upgrade (redis-rs 2.0 changes its stream
+//! types) touches this crate only.
+//!
+//! # Layout
+//!
+//! - [`names`]: the Redis names of the public contract (`{p}:events`, groups, channels).
+//! - [`entry`]: stream entries as MUTT writes them (payload plus trace context) and the
+//!   parser of `XREADGROUP` / `XAUTOCLAIM` replies.
+//! - [`client`]: [`Bus`](client::Bus), the shared connection with the verbs (`append`,
+//!   `ensure_group`, `ack`, `ack_and_append`), and [`GroupReader`](client::GroupReader),
+//!   the dedicated blocking reader of one consumer.
+//! - [`unhandled`]: the atomic counter of unhandled fingerprints (a Lua script).
+//! - [`error`]: [`BusError`](error::BusError) and whether it is worth retrying.
+
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod dlq;
+pub mod entry;
+pub mod error;
+pub mod names;
+pub mod unhandled;
+
+pub use client::{Bus, GroupReader};
+pub use entry::{NewEntry, StreamEntry, TraceContext};
+pub use error::BusError;
+pub use names::Names;

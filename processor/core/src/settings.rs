@@ -59,6 +59,13 @@ pub struct ForwarderSettings {
     pub concurrency: usize,
     /// A webhook request that takes longer has failed.
     pub webhook_timeout: Duration,
+    /// Attempts per alert before it goes to the DLQ (attempts refused by an open circuit
+    /// do not count).
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt, with full jitter.
+    pub retry_base: Duration,
+    /// Longest retry delay (also caps a `Retry-After`).
+    pub retry_max: Duration,
 }
 
 /// Everything a `mutt` process needs to start.
@@ -448,6 +455,9 @@ impl Settings {
                     Duration::from_secs(10),
                     positive_duration,
                 ),
+                max_attempts: r.get("MUTT_FORWARDER_MAX_ATTEMPTS", 10, bounded(1, 1000)) as u32,
+                retry_base: r.get("MUTT_FORWARDER_RETRY_BASE", Duration::from_millis(500), positive_duration),
+                retry_max: r.get("MUTT_FORWARDER_RETRY_MAX", Duration::from_secs(60), positive_duration),
             },
         };
         if let Some((path, table)) = &src.file {

@@ -1,1 +1,26 @@
-//! x
+//! MUTT's processes: ingest, alerter, forwarder (and, with their own issues, control),
+//! each a module with a `run` function that the thin `mutt` binary calls.
+//!
+//! # Layout
+//!
+//! - [`app`]: the roles, connecting to the dependencies, starting and stopping the tasks.
+//! - [`ingest`]: the ingest HTTP API (`/api/v2/ingest`, `/api/v1/ingest`).
+//! - [`alerter`]: the consumer of `{p}:events`: rules, audit, alerts, meta-alerts.
+//! - [`forwarder`]: the consumer of `{p}:alerts`: the webhook.
+//! - [`ops`]: `/health`, `/ready`, `/metrics` of every process.
+//! - [`http`]: what every HTTP API shares: the error shape, correlation ids.
+//! - [`auth`]: API key verification in constant time.
+//! - [`shutdown`]: signals to a cancellation token.
+//! - [`muttdev`]: the developer CLI (load generator, webhook sink, status).
+
+#![forbid(unsafe_code)]
+
+pub mod alerter;
+pub mod app;
+pub mod auth;
+pub mod forwarder;
+pub mod http;
+pub mod ingest;
+pub mod muttdev;
+pub mod ops;
+pub mod shutdown;

@@ -1,1 +1,77 @@
-fn main() {}
+//! `mutt`: one binary, one subcommand per role. Everything beyond parsing the command line
+//! and the settings lives in the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mutt::app::{self, Role};
+use mutt_core::settings::{LogFormat, Settings, Sources};
+use tokio_util::sync::CancellationToken;
+
+/// MUTT: routes syslog, SNMP traps and webhook events into audited alerts, on Redis Streams.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// A TOML file with settings (keys: the environment names without MUTT_, in lower
+    /// case). The environment wins over the file.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The ingest HTTP API.
+    Ingest,
+    /// The rule engine: events in, audit rows and alerts out.
+    Alerter,
+    /// Sends alerts to the webhook.
+    Forwarder,
+    /// Every long-running role in one process; creates and migrates the database first.
+    All,
+    /// Creates the database if needed and applies the migrations in sql/.
+    Migrate,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let text = match &cli.config {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("--config {}", p.display()))?),
+        None => None,
+    };
+    let path = cli.config.as_ref().map(|p| p.display().to_string());
+    let file = match (&path, &text) {
+        (Some(p), Some(t)) => Some((p.as_str(), t.as_str())),
+        _ => None,
+    };
+    // The default consumer name is the host name and pid; HOSTNAME is not always exported.
+    let env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .or_else(|| (k == "HOSTNAME").then(|| gethostname::gethostname().to_string_lossy().into_owned()))
+    };
+    let settings = Sources::new(env, file)
+        .and_then(|s| Settings::load(&s))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    mutt_telemetry::init_logging(&settings.log_level, settings.log_format == LogFormat::Json)
+        .map_err(|e| anyhow::anyhow!("MUTT_LOG_LEVEL: {e}"))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        mutt::shutdown::on_signal(shutdown.clone());
+        let r = match cli.command {
+            Command::Migrate => app::migrate(&settings).await,
+            Command::Ingest => app::run(&[Role::Ingest], settings, false, shutdown).await,
+            Command::Alerter => app::run(&[Role::Alerter], settings, false, shutdown).await,
+            Command::Forwarder => app::run(&[Role::Forwarder], settings, false, shutdown).await,
+            Command::All => app::run(&[Role::Ingest, Role::Alerter, Role::Forwarder], settings, true, shutdown).await,
+        };
+        if let Err(e) = &r {
+            tracing::error!(error = %format!("{e:#}"), "mutt failed");
+        }
+        r
+    })
+}

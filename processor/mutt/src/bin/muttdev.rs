@@ -1,1 +1,144 @@
-fn main() {}
+//! `muttdev`: drives a local MUTT stack (seed rules, send load, receive alerts, status).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use mutt::muttdev::{load, samples, sink};
+use mutt_store::Store;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "MUTT developer CLI")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Creates and migrates the database, then adds the sample rules, development hosts
+    /// and device teams (rules only when the table is empty).
+    Seed {
+        /// PostgreSQL URL.
+        #[arg(long, env = "MUTT_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/mutt")]
+        database_url: String,
+    },
+    /// Posts sample events to ingest and reports the accepted rate.
+    Load {
+        /// Ingest base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// API key.
+        #[arg(long, env = "MUTT_API_KEY")]
+        api_key: String,
+        /// Events to send.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Events per request.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Offered rate, events per second (default: as fast as ingest answers).
+        #[arg(long)]
+        rate: Option<f64>,
+    },
+    /// Runs a webhook receiver that counts alerts by external_id (GET /stats).
+    Sink {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+    },
+    /// Shows the health and readiness of a MUTT process.
+    Status {
+        /// The process's ops address.
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        ops: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Seed { database_url } => {
+            Store::create_database_if_missing(&database_url).await?;
+            let store = Store::connect(&database_url, 2).await?;
+            store.migrate().await?;
+            if store.load_rule_set().await?.is_empty() {
+                for r in samples::rules() {
+                    store.insert_rule(&r).await?;
+                }
+                println!("added {} sample rules", samples::rules().len());
+            } else {
+                println!("rules exist already; left as they are");
+            }
+            for h in samples::dev_hosts() {
+                store.add_dev_host(&h).await?;
+            }
+            for (h, t) in samples::device_teams() {
+                store.set_device_team(&h, &t).await?;
+            }
+            println!("development hosts and device teams set");
+        }
+        Command::Load {
+            url,
+            api_key,
+            events,
+            batch,
+            concurrency,
+            rate,
+        } => {
+            let plan = load::LoadPlan {
+                url,
+                api_key,
+                events,
+                batch,
+                concurrency,
+                rate,
+            };
+            let r = load::run(&plan).await?;
+            println!(
+                "accepted {} rejected {} failed {} (shed requests {}) in {:.2}s: {:.0} events/s",
+                r.accepted,
+                r.rejected,
+                r.failed,
+                r.shed_requests,
+                r.elapsed.as_secs_f64(),
+                r.rate()
+            );
+        }
+        Command::Sink { listen } => {
+            let stop = CancellationToken::new();
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let s = sink::Sink::start(listener, false, stop.clone())?;
+            println!("webhook sink on {} (GET http://{}/stats)", s.url(), s.addr);
+            let mut last = 0;
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                let unique = s.unique();
+                if unique != last {
+                    println!("alerts: {unique} unique, {} duplicates", s.duplicates());
+                    last = unique;
+                }
+            }
+            stop.cancel();
+        }
+        Command::Status { ops } => {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?;
+            for path in ["health", "ready"] {
+                let url = format!("{}/{path}", ops.trim_end_matches('/'));
+                match client.get(&url).send().await {
+                    Ok(r) => println!("{path}: {} {}", r.status(), r.text().await.unwrap_or_default()),
+                    Err(e) => println!("{path}: unreachable ({e})"),
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! The Redis connection and the stream verbs.
+//!
+//! [`Bus`] holds one multiplexed, self-reconnecting connection shared by every task of a
+//! process for the short commands (XADD, XACK, scripts). Blocking reads must not share it:
+//! a `XREADGROUP … BLOCK` would stall every command queued behind it. Each consumer gets a
+//! [`GroupReader`] with a connection of its own, whose response timeout exceeds the block.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Value};
+
+use crate::entry::{NewEntry, StreamEntry, parse_read_reply};
+use crate::error::BusError;
+use crate::names::Names;
+
+/// Responses slower than this are failures (the connection is then re-established). Large
+/// pipelines under load take far less; the default of redis-rs (500 ms) is too tight.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection to the Redis of one deployment.
+#[derive(Clone)]
+pub struct Bus {
+    client: Client,
+    conn: ConnectionManager,
+    names: Names,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").field("names", &self.names).finish_non_exhaustive()
+    }
+}
+
+fn manager_config(response_timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_response_timeout(Some(response_timeout))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(2))
+}
+
+impl Bus {
+    /// Connects to `url` (redis:// or rediss://) for the deployment named by `prefix`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
+        let client = Client::open(url)?;
+        let conn = ConnectionManager::new_with_config(client.clone(), manager_config(RESPONSE_TIMEOUT)).await?;
+        Ok(Self {
+            client,
+            conn,
+            names: Names::new(prefix),
+        })
+    }
+
+    /// The names of this deployment.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// A handle on the shared connection, for the modules of this crate.
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Round trip to the server (readiness).
+    pub async fn ping(&self) -> Result<(), BusError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// Creates `group` on `stream` (and the stream) if missing. The group starts at `0`, so
+    /// that entries written before any consumer existed are read, not skipped.
+    pub async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), BusError> {
+        let r: Result<Value, _> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(stream)
+            .arg(group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.conn())
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Appends entries to `stream` in one pipeline; returns their ids in order.
+    pub async fn append(&self, stream: &str, entries: &[NewEntry]) -> Result<Vec<String>, BusError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for e in entries {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(stream).arg("*");
+            e.write_fields(&mut cmd);
+            pipe.add_command(cmd);
+        }
+        let ids: Vec<String> = pipe.query_async(&mut self.conn()).await?;
+        Ok(ids)
+    }
+
+    /// Acknowledges `ids` of `group` on `stream`; returns how many were pending.
+    pub async fn ack(&self, stream: &str, group: &str, ids: &[String]) -> Result<u64, BusError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let n: u64 = redis::cmd("XACK")
+            .arg(stream)
+            .arg(group)
+            .arg(ids)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(n)
+    }
+
+    /// In one transaction: appends `entries` to `to` and acknowledges `ids` of `group` on
+    /// `from`. Either both happen or neither, so a crash can neither lose the new entries
+    /// nor duplicate them on redelivery.
+    pub async fn ack_and_append(
+        &self,
+        from: &str,
+        group: &str,
+        ids: &[String],
+        to: &str,
+        entries: &[NewEntry],
+    ) -> Result<(), BusError> {
+        if entries.is_empty() {
+            return self.ack(from, group, ids).await.map(|_| ());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for e in entries {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(to).arg("*");
+            e.write_fields(&mut cmd);
+            pipe.add_command(cmd).ignore();
+        }
+        if !ids.is_empty() {
+            pipe.cmd("XACK").arg(from).arg(group).arg(ids).ignore();
+        }
+        let () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// Reads entries by id (ids no longer in the stream are skipped).
+    pub async fn entries_by_id<'a>(
+        &self,
+        stream: &str,
+        ids: impl IntoIterator<Item = &'a String>,
+    ) -> Result<Vec<StreamEntry>, BusError> {
+        let mut pipe = redis::pipe();
+        let mut n = 0;
+        for id in ids {
+            pipe.cmd("XRANGE").arg(stream).arg(id).arg(id);
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let replies: Vec<Value> = pipe.query_async(&mut self.conn()).await?;
+        let mut out = Vec::new();
+        for r in replies {
+            out.extend(crate::entry::parse_entries(r)?);
+        }
+        Ok(out)
+    }
+
+    /// Number of entries in a stream.
+    pub async fn len(&self, stream: &str) -> Result<u64, BusError> {
+        Ok(redis::cmd("XLEN").arg(stream).query_async(&mut self.conn()).await?)
+    }
+
+    /// A reader for `consumer` in `group` on `stream`, with its own connection.
+    pub async fn reader(&self, stream: &str, group: &str, consumer: &str, block: Duration) -> Result<GroupReader, BusError> {
+        let conn = ConnectionManager::new_with_config(self.client.clone(), manager_config(block + RESPONSE_TIMEOUT)).await?;
+        Ok(GroupReader {
+            conn,
+            stream: stream.to_string(),
+            group: group.to_string(),
+            consumer: consumer.to_string(),
+            block,
+            backlog_done: false,
+        })
+    }
+}
+
+/// Reads one consumer's entries of one group. It first re-reads what this consumer already
+/// holds (its pending entries, e.g. after a restart under the same name), then new entries.
+pub struct GroupReader {
+    conn: ConnectionManager,
+    stream: String,
+    group: String,
+    consumer: String,
+    block: Duration,
+    backlog_done: bool,
+}
+
+impl std::fmt::Debug for GroupReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupReader")
+            .field("stream", &self.stream)
+            .field("group", &self.group)
+            .field("consumer", &self.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GroupReader {
+    /// The stream read.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The group read.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The consumer name.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Reads up to `count` entries, waiting up to the block time for new ones. An empty
+    /// result means nothing arrived in time.
+    pub async fn read(&mut self, count: usize) -> Result<Vec<StreamEntry>, BusError> {
+        let id = if self.backlog_done { ">" } else { "0" };
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(count);
+        if self.backlog_done {
+            cmd.arg("BLOCK").arg(self.block.as_millis() as u64);
+        }
+        cmd.arg("STREAMS").arg(&self.stream).arg(id);
+        let reply: Value = match cmd.query_async(&mut self.conn).await {
+            Ok(v) => v,
+            Err(e) if e.code() == Some("NOGROUP") => {
+                return Err(BusError::Protocol(format!(
+                    "group {} on {} does not exist (was the stream deleted?)",
+                    self.group, self.stream
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let entries = parse_read_reply(reply)?;
+        if !self.backlog_done && entries.is_empty() {
+            self.backlog_done = true;
+        }
+        Ok(entries)
+    }
+
+    /// Re-reads this consumer's pending entries on the next call (after a failure left
+    /// entries unacknowledged that must be retried now rather than at reclaim time).
+    pub fn rewind(&mut self) {
+        self.backlog_done = false;
+    }
+}

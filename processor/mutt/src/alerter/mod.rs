@@ -1,0 +1,499 @@
+//! The alerter: consumer group `alerter` on `{p}:events`.
+//!
+//! Per batch: decode and check every entry (undecodable ones go to the DLQ at once),
+//! evaluate the rules, count unhandled fingerprints, write the audit rows (idempotent by
+//! event id), then append the alerts and acknowledge the batch in one transaction. An
+//! entry is acknowledged only after its audit row is committed and its alert appended;
+//! until then it stays pending and is redelivered, and redelivery adds no second row and
+//! no second alert identity.
+
+pub mod rules;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mutt_bus::dlq::DeadLetter;
+use mutt_bus::names::ALERTER_GROUP;
+use mutt_bus::unhandled::FingerprintCount;
+use mutt_bus::{Bus, BusError, GroupReader, NewEntry, StreamEntry};
+use mutt_core::alert::Alert;
+use mutt_core::codec;
+use mutt_core::event::{Event, Limits};
+use mutt_core::fingerprint::fingerprint;
+use mutt_core::rules::{Outcome, RuleSet};
+use mutt_core::settings::AlerterSettings;
+use mutt_store::{AuditRow, Store, StoreError};
+use mutt_telemetry::metrics;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use self::rules::RuleCache;
+use crate::ops::Flag;
+
+/// The handling recorded for a meta-alert's audit row.
+pub const META_ALERT_HANDLING: &str = "unhandled_meta_alert";
+
+/// Everything the alerter needs.
+#[derive(Debug, Clone)]
+pub struct Alerter {
+    /// Redis.
+    pub bus: Bus,
+    /// PostgreSQL.
+    pub store: Store,
+    /// Settings.
+    pub settings: AlerterSettings,
+    /// Event limits (re-checked on decode).
+    pub limits: Limits,
+    /// This consumer's name.
+    pub consumer: String,
+    /// XREADGROUP block time.
+    pub read_block: Duration,
+    /// The rules.
+    pub rules: RuleCache,
+    /// Set once rules are loaded.
+    pub ready: Flag,
+}
+
+/// A batch read from the stream.
+#[derive(Debug)]
+struct Batch {
+    entries: Vec<StreamEntry>,
+}
+
+/// What processing a batch produces, before anything is written.
+#[derive(Debug, Default)]
+struct Outputs {
+    /// Entries acknowledged with the alerts (processed, or deleted while pending).
+    ack: Vec<String>,
+    /// Audit rows, with the index into `ack` of the entry that caused each.
+    audit: Vec<(AuditRow, usize)>,
+    /// Alerts to append.
+    alerts: Vec<NewEntry>,
+    /// Undecodable entries, with why.
+    poison: Vec<(StreamEntry, String)>,
+}
+
+/// Backoff for transient failures: doubles from 100 ms up to 5 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
+}
+
+impl Alerter {
+    /// Runs until `shutdown`; then finishes the batches already read and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let stream = self.bus.names().events();
+        let alerts = self.bus.names().alerts();
+        retry("create consumer group", &shutdown, || self.bus.ensure_group(&stream, ALERTER_GROUP)).await?;
+        retry("create consumer group", &shutdown, || {
+            self.bus.ensure_group(&alerts, mutt_bus::names::FORWARDER_GROUP)
+        })
+        .await?;
+        retry_store("load rules", &shutdown, || self.rules.load(&self.store)).await?;
+        self.ready.set(true);
+        tracing::info!(consumer = %self.consumer, rules = self.rules.get().len(), "alerter started");
+
+        let reloader = tokio::spawn(self.rules.clone().reload_loop(
+            self.store.clone(),
+            self.settings.rule_reload_interval,
+            shutdown.clone(),
+        ));
+        let reader = retry("open reader", &shutdown, || {
+            self.bus.reader(&stream, ALERTER_GROUP, &self.consumer, self.read_block)
+        })
+        .await?;
+        let (tx, mut rx) = mpsc::channel::<Batch>(2);
+        let read_task = tokio::spawn(read_loop(reader, self.settings.batch_size, tx, shutdown.clone()));
+        while let Some(batch) = rx.recv().await {
+            self.process(batch, &shutdown).await;
+        }
+        let _ = read_task.await;
+        let _ = reloader.await;
+        tracing::info!(consumer = %self.consumer, "alerter stopped");
+        Ok(())
+    }
+
+    /// Processes one batch completely, retrying transient failures until it is done or a
+    /// shutdown interrupts (the entries then stay pending: nothing is lost).
+    async fn process(&self, batch: Batch, shutdown: &CancellationToken) {
+        let timer = metrics().alerter_batch_latency.start_timer();
+        let rules = self.rules.get();
+        let outputs = match retry("count unhandled", shutdown, || self.evaluate(&batch.entries, &rules)).await {
+            Ok(o) => o,
+            Err(_) => return,
+        };
+        if self.write(outputs, shutdown).await.is_ok() {
+            timer.observe_duration();
+        }
+    }
+
+    /// Decodes, matches and counts unhandled fingerprints. The only I/O is the unhandled
+    /// counter, done once per batch so that a retried write does not count twice.
+    async fn evaluate(&self, entries: &[StreamEntry], rules: &RuleSet) -> Result<Outputs, BusError> {
+        let mut out = Outputs::default();
+        let mut unhandled: Vec<(Event, usize)> = Vec::new();
+        let now = mutt_core::now_ms();
+        for entry in entries {
+            if entry.is_deleted() {
+                out.ack.push(entry.id.clone());
+                continue;
+            }
+            let event = match entry.payload() {
+                None => Err("entry has no payload field".to_string()),
+                Some(p) => codec::decode_event(p, &self.limits).map_err(|e| e.to_string()),
+            };
+            let event = match event {
+                Ok(e) => e,
+                Err(why) => {
+                    out.poison.push((entry.clone(), why));
+                    continue;
+                }
+            };
+            // Validated at ingest and checked again on decode: parsing cannot fail here.
+            let Ok(time) = event.time() else {
+                out.poison.push((entry.clone(), "unparseable timestamp".into()));
+                continue;
+            };
+            let idx = out.ack.len();
+            out.ack.push(entry.id.clone());
+            match rules.evaluate(&event) {
+                Outcome::Handled { rule, handling, forward } => {
+                    metrics().alerter_events.with_label_values(&["handled"]).inc();
+                    if forward {
+                        let alert = Alert::for_rule(&event, rule.id, handling, &rule.team_assignment, now);
+                        match codec::encode_alert(&alert) {
+                            Ok(p) => out.alerts.push(NewEntry::new(p, entry.trace())),
+                            Err(e) => {
+                                out.ack.pop();
+                                out.poison.push((entry.clone(), e.to_string()));
+                                continue;
+                            }
+                        }
+                        metrics().alerter_alerts.with_label_values(&["rule"]).inc();
+                    }
+                    out.audit.push((
+                        AuditRow {
+                            event_id: event.id.clone(),
+                            event_timestamp: time,
+                            hostname: event.hostname.clone(),
+                            matched_rule_id: Some(rule.id),
+                            handling_decision: handling.to_string(),
+                            forwarded: forward,
+                            raw_message: event.to_json().to_string(),
+                            correlation_id: event.correlation_id.clone(),
+                            team_assignment: rule.team_assignment.clone(),
+                        },
+                        idx,
+                    ));
+                }
+                Outcome::Unhandled => {
+                    metrics().alerter_events.with_label_values(&["unhandled"]).inc();
+                    unhandled.push((event, idx));
+                }
+            }
+        }
+        self.meta_alerts(&mut out, unhandled, entries, rules, now).await?;
+        Ok(out)
+    }
+
+    async fn meta_alerts(
+        &self,
+        out: &mut Outputs,
+        unhandled: Vec<(Event, usize)>,
+        entries: &[StreamEntry],
+        rules: &RuleSet,
+        now: i64,
+    ) -> Result<(), BusError> {
+        if unhandled.is_empty() {
+            return Ok(());
+        }
+        // Group by host and fingerprint, keeping stream order within each group.
+        let mut groups: Vec<FingerprintCount> = Vec::new();
+        let mut index: HashMap<(String, String), usize> = HashMap::new();
+        let mut by_id: HashMap<&str, (&Event, usize)> = HashMap::new();
+        for (event, idx) in &unhandled {
+            let fp = fingerprint(&event.message);
+            let key = (event.hostname.to_lowercase(), fp);
+            let g = *index.entry(key.clone()).or_insert_with(|| {
+                groups.push(FingerprintCount {
+                    hostname: key.0.clone(),
+                    fingerprint: key.1.clone(),
+                    event_ids: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            groups[g].event_ids.push(event.id.clone());
+            by_id.insert(event.id.as_str(), (event, *idx));
+        }
+        let window = self.settings.unhandled_window;
+        let hits = self
+            .bus
+            .count_unhandled(&groups, self.settings.unhandled_threshold, window)
+            .await?;
+        for (group, hit) in groups.iter().zip(hits) {
+            let Some(event_id) = hit else { continue };
+            let Some(&(event, idx)) = by_id.get(event_id.as_str()) else {
+                continue;
+            };
+            let team = rules
+                .device_team(&event.hostname)
+                .unwrap_or(&self.settings.unhandled_default_team)
+                .to_string();
+            let alert = Alert::for_unhandled(
+                event,
+                &group.fingerprint,
+                &team,
+                self.settings.unhandled_threshold,
+                window.as_secs(),
+                now,
+            );
+            let Ok(payload) = codec::encode_alert(&alert) else {
+                continue;
+            };
+            let Ok(time) = event.time() else { continue };
+            let trace = entries
+                .iter()
+                .find(|e| out.ack.get(idx) == Some(&e.id))
+                .map(StreamEntry::trace)
+                .unwrap_or_default();
+            out.alerts.push(NewEntry::new(payload, trace));
+            out.audit.push((
+                AuditRow {
+                    event_id: alert.id.clone(),
+                    event_timestamp: time,
+                    hostname: event.hostname.clone(),
+                    matched_rule_id: None,
+                    handling_decision: META_ALERT_HANDLING.into(),
+                    forwarded: true,
+                    raw_message: event.to_json().to_string(),
+                    correlation_id: event.correlation_id.clone(),
+                    team_assignment: team,
+                },
+                idx,
+            ));
+            metrics().alerter_meta_alerts.inc();
+            metrics().alerter_alerts.with_label_values(&["unhandled"]).inc();
+            tracing::info!(hostname = %event.hostname, fingerprint = %group.fingerprint, alert_id = %alert.id, "unhandled flood: meta-alert");
+        }
+        Ok(())
+    }
+
+    /// Writes what a batch produced: dead letters, audit rows, then alerts and
+    /// acknowledgements in one transaction.
+    async fn write(&self, mut out: Outputs, shutdown: &CancellationToken) -> Result<(), ()> {
+        let stream = self.bus.names().events();
+        let now = mutt_core::now_ms();
+        if !out.poison.is_empty() {
+            let letters: Vec<DeadLetter<'_>> = out
+                .poison
+                .iter()
+                .map(|(entry, why)| DeadLetter {
+                    entry,
+                    source_stream: &stream,
+                    group: ALERTER_GROUP,
+                    consumer: &self.consumer,
+                    delivery_count: 1,
+                    last_error: why,
+                    first_failure_ms: now,
+                    last_failure_ms: now,
+                })
+                .collect();
+            retry("dead-letter", shutdown, || self.bus.move_to_dlq(&letters)).await.map_err(|_| ())?;
+            metrics()
+                .alerter_events
+                .with_label_values(&["poison"])
+                .inc_by(letters.len() as u64);
+            for (entry, why) in &out.poison {
+                tracing::warn!(entry_id = %entry.id, error = %why, "undecodable event moved to the dead-letter queue");
+            }
+        }
+        if !out.audit.is_empty() {
+            let refused = self.write_audit(&out.audit, shutdown).await?;
+            if !refused.is_empty() {
+                out = self.drop_refused(out, refused, shutdown).await?;
+            }
+        }
+        let alerts_stream = self.bus.names().alerts();
+        retry("append alerts", shutdown, || {
+            self.bus
+                .ack_and_append(&stream, ALERTER_GROUP, &out.ack, &alerts_stream, &out.alerts)
+        })
+        .await
+        .map_err(|_| ())
+    }
+
+    /// Inserts the audit rows. Returns the indexes (into `ack`) of entries whose rows
+    /// PostgreSQL refuses for good, found by inserting one by one after a batch fails
+    /// for a reason that retrying cannot fix.
+    async fn write_audit(&self, audit: &[(AuditRow, usize)], shutdown: &CancellationToken) -> Result<Vec<(usize, String)>, ()> {
+        let rows: Vec<AuditRow> = audit.iter().map(|(r, _)| r.clone()).collect();
+        let mut attempt = 0;
+        loop {
+            let timer = metrics().audit_write_latency.start_timer();
+            match self.store.insert_event_audit(&rows).await {
+                Ok(n) => {
+                    timer.observe_duration();
+                    metrics().audit_rows.inc_by(n);
+                    return Ok(Vec::new());
+                }
+                Err(e) if e.is_transient() => {
+                    metrics()
+                        .dependency_errors
+                        .with_label_values(&["alerter", "postgres"])
+                        .inc();
+                    tracing::warn!(error = %e, attempt, "audit write failed; retrying");
+                    if sleep_or_shutdown(backoff(attempt), shutdown).await {
+                        return Err(());
+                    }
+                    attempt += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit batch refused; writing rows one by one");
+                    let mut refused = Vec::new();
+                    for (row, idx) in audit {
+                        match self.store.insert_event_audit(std::slice::from_ref(row)).await {
+                            Ok(n) => metrics().audit_rows.inc_by(n),
+                            Err(e) if e.is_transient() => return Err(()),
+                            Err(e) => refused.push((*idx, e.to_string())),
+                        }
+                    }
+                    return Ok(refused);
+                }
+            }
+        }
+    }
+
+    /// Moves the entries whose audit rows were refused to the DLQ and takes them and
+    /// their alerts out of the batch.
+    async fn drop_refused(&self, mut out: Outputs, refused: Vec<(usize, String)>, shutdown: &CancellationToken) -> Result<Outputs, ()> {
+        let stream = self.bus.names().events();
+        let now = mutt_core::now_ms();
+        let refused_ids: HashMap<String, String> = refused
+            .into_iter()
+            .filter_map(|(idx, why)| out.ack.get(idx).map(|id| (id.clone(), why)))
+            .collect();
+        // The entries are re-read by id to dead-letter them with their original fields.
+        let entries = self.bus.entries_by_id(&stream, refused_ids.keys()).await.map_err(|_| ())?;
+        let letters: Vec<DeadLetter<'_>> = entries
+            .iter()
+            .map(|entry| DeadLetter {
+                entry,
+                source_stream: &stream,
+                group: ALERTER_GROUP,
+                consumer: &self.consumer,
+                delivery_count: 1,
+                last_error: refused_ids.get(&entry.id).map_or("audit refused", String::as_str),
+                first_failure_ms: now,
+                last_failure_ms: now,
+            })
+            .collect();
+        retry("dead-letter", shutdown, || self.bus.move_to_dlq(&letters)).await.map_err(|_| ())?;
+        // Alerts of refused events are dropped with them: an alert is only sent for an
+        // audited decision. They are recognisable by the event id they carry.
+        let refused_event_ids: Vec<String> = entries
+            .iter()
+            .filter_map(|e| e.payload().and_then(|p| codec::decode_event(p, &self.limits).ok()))
+            .map(|e| e.id)
+            .collect();
+        out.alerts.retain(|a| {
+            codec::decode_alert(&a.payload, &self.limits).map_or(true, |al| !refused_event_ids.contains(&al.event.id))
+        });
+        out.ack.retain(|id| !refused_ids.contains_key(id));
+        metrics()
+            .alerter_events
+            .with_label_values(&["error"])
+            .inc_by(letters.len() as u64);
+        Ok(out)
+    }
+}
+
+/// Reads batches until `shutdown`, handing them to the processor. Reading runs in its own
+/// task so that a blocking read is never cancelled half-way (its entries would be
+/// delivered to us and then dropped).
+async fn read_loop(mut reader: GroupReader, count: usize, tx: mpsc::Sender<Batch>, shutdown: CancellationToken) {
+    let mut attempt = 0;
+    while !shutdown.is_cancelled() {
+        match reader.read(count).await {
+            Ok(entries) if entries.is_empty() => {}
+            Ok(entries) => {
+                attempt = 0;
+                if tx.send(Batch { entries }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                metrics()
+                    .dependency_errors
+                    .with_label_values(&["alerter", "redis"])
+                    .inc();
+                tracing::warn!(error = %e, "reading events failed; retrying");
+                if sleep_or_shutdown(backoff(attempt), &shutdown).await {
+                    return;
+                }
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Sleeps; returns true when interrupted by shutdown.
+pub(crate) async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+/// Retries `f` on transient Redis errors with backoff until it succeeds, fails for good
+/// (returned at once), or shutdown interrupts.
+pub(crate) async fn retry<T, F, Fut>(what: &str, shutdown: &CancellationToken, mut f: F) -> Result<T, BusError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BusError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                metrics()
+                    .dependency_errors
+                    .with_label_values(&["worker", "redis"])
+                    .inc();
+                if !e.is_transient() {
+                    tracing::error!(error = %e, "{what} failed");
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
+                if sleep_or_shutdown(backoff(attempt), shutdown).await {
+                    return Err(e);
+                }
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// [`retry`] for PostgreSQL.
+pub(crate) async fn retry_store<T, F, Fut>(what: &str, shutdown: &CancellationToken, mut f: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                metrics()
+                    .dependency_errors
+                    .with_label_values(&["worker", "postgres"])
+                    .inc();
+                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
+                if sleep_or_shutdown(backoff(attempt), shutdown).await {
+                    return Err(e);
+                }
+                attempt += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Roles and their lifecycle: connect, start, drain, stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mutt_bus::Bus;
+use mutt_core::settings::{Settings, redact_url};
+use mutt_store::Store;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::alerter::{Alerter, RuleCache};
+use crate::auth::ApiKeys;
+use crate::forwarder::Forwarder;
+use crate::forwarder::webhook::Webhook;
+use crate::ingest::IngestState;
+use crate::ops::{self, Flag, OpsState};
+
+/// A long-running role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The ingest HTTP API.
+    Ingest,
+    /// The rule engine.
+    Alerter,
+    /// The webhook sender.
+    Forwarder,
+}
+
+impl Role {
+    /// The role's name in logs and `/health`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Alerter => "alerter",
+            Self::Forwarder => "forwarder",
+        }
+    }
+}
+
+/// Retries `connect` until it succeeds or `shutdown`; dependencies that start after MUTT
+/// (a pod restart order, a compose stack) are waited for, not fatal.
+async fn connect<T, E: std::fmt::Display, Fut: std::future::Future<Output = Result<T, E>>>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut f: impl FnMut() -> Fut,
+) -> anyhow::Result<T> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot connect to {what}; retrying in {delay:?}");
+                tokio::select! {
+                    _ = shutdown.cancelled() => anyhow::bail!("stopped while connecting to {what}"),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Creates the database if it is missing and applies the migrations.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    if Store::create_database_if_missing(&settings.database_url).await? {
+        tracing::info!(database = %redact_url(&settings.database_url), "database created");
+    }
+    let store = Store::connect(&settings.database_url, 2).await?;
+    store.migrate().await?;
+    tracing::info!("migrations applied");
+    store.close().await;
+    Ok(())
+}
+
+/// Runs `roles` until `shutdown`, then drains within the grace period. `prepare_db`
+/// creates and migrates the database first (`mutt all`).
+pub async fn run(roles: &[Role], settings: Settings, prepare_db: bool, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let needs_db = roles.contains(&Role::Alerter);
+    let webhook = if roles.contains(&Role::Forwarder) {
+        let url = settings.require_webhook()?;
+        Some(Webhook::new(
+            url,
+            settings.webhook_token.clone(),
+            settings.forwarder.webhook_timeout,
+            settings.forwarder.concurrency,
+        )?)
+    } else {
+        None
+    };
+    let ops_listener = ops::bind(settings.ops_listen, "MUTT_OPS_LISTEN").await?;
+    let mut ingest_listener = if roles.contains(&Role::Ingest) {
+        Some(ops::bind(settings.ingest_listen, "MUTT_INGEST_LISTEN").await?)
+    } else {
+        None
+    };
+
+    if prepare_db {
+        connect("PostgreSQL (migrations)", &shutdown, || migrate(&settings)).await?;
+    }
+    tracing::info!(redis = %redact_url(&settings.redis_url), prefix = %settings.prefix, "connecting to redis");
+    let bus = connect("Redis", &shutdown, || Bus::connect(&settings.redis_url, &settings.prefix)).await?;
+    let store = if needs_db {
+        Some(connect("PostgreSQL", &shutdown, || Store::connect(&settings.database_url, 8)).await?)
+    } else {
+        None
+    };
+
+    let rules_loaded = Flag::new("rules_loaded");
+    let mut flags = Vec::new();
+    if needs_db {
+        flags.push(rules_loaded.clone());
+    }
+    let ops_state = OpsState {
+        roles: roles.iter().map(|r| r.name()).collect(),
+        consumer: settings.consumer.clone(),
+        bus: Some(bus.clone()),
+        store: store.clone(),
+        flags,
+    };
+    // The ops listener outlives the roles, so that probes see the drain.
+    let ops_stop = CancellationToken::new();
+    let ops_task = tokio::spawn(ops::serve(ops_listener, ops_state, ops_stop.clone()));
+
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    for role in roles {
+        let span = tracing::info_span!("role", role = role.name(), consumer = %settings.consumer);
+        let stop = shutdown.clone();
+        match role {
+            Role::Ingest => {
+                let mut keys = ApiKeys::default();
+                match &settings.api_key {
+                    Some(k) => keys.add("bootstrap", k.expose()),
+                    None => tracing::warn!("MUTT_API_KEY is not set: ingest refuses every request"),
+                }
+                let state = Arc::new(IngestState {
+                    bus: bus.clone(),
+                    keys,
+                    settings: settings.ingest.clone(),
+                    stream: bus.names().events(),
+                });
+                let Some(listener) = ingest_listener.take() else { continue };
+                tracing::info!(parent: &span, listen = %settings.ingest_listen, "ingest listening");
+                tasks.spawn(
+                    async move { crate::ingest::serve(listener, state, stop).await.map_err(Into::into) }.instrument(span),
+                );
+            }
+            Role::Alerter => {
+                let Some(store) = store.clone() else { continue };
+                let a = Alerter {
+                    bus: bus.clone(),
+                    store,
+                    settings: settings.alerter.clone(),
+                    limits: settings.ingest.limits.clone(),
+                    consumer: settings.consumer.clone(),
+                    read_block: settings.read_block,
+                    rules: RuleCache::default(),
+                    ready: rules_loaded.clone(),
+                };
+                tasks.spawn(a.run(stop).instrument(span));
+            }
+            Role::Forwarder => {
+                let Some(webhook) = webhook.clone() else { continue };
+                let f = Forwarder {
+                    bus: bus.clone(),
+                    webhook,
+                    settings: settings.forwarder.clone(),
+                    limits: settings.ingest.limits.clone(),
+                    consumer: settings.consumer.clone(),
+                    read_block: settings.read_block,
+                };
+                tasks.spawn(f.run(stop).instrument(span));
+            }
+        }
+    }
+
+    // A role that ends on its own (an error) stops the whole process: a half-running
+    // process would look healthy to its orchestrator.
+    let mut result = Ok(());
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        Some(done) = tasks.join_next() => {
+            result = flatten(done);
+            if let Err(e) = &result { tracing::error!(error = %e, "a role stopped; shutting down"); }
+            shutdown.cancel();
+        }
+    }
+    let drained = tokio::time::timeout(settings.shutdown_grace, async {
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = flatten(done) {
+                tracing::error!(error = %e, "role failed while stopping");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(grace = ?settings.shutdown_grace, "grace period over; unfinished entries stay pending for redelivery");
+        tasks.abort_all();
+    }
+    ops_stop.cancel();
+    let _ = ops_task.await;
+    if let Some(s) = &store {
+        s.close().await;
+    }
+    tracing::info!("stopped");
+    result
+}
+
+fn flatten(r: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    match r {
+        Ok(r) => r,
+        Err(e) => Err(anyhow::anyhow!("task failed: {e}")),
+    }
+}

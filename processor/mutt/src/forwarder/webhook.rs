@@ -1,0 +1,136 @@
+//! The webhook client: one POST of a Moogsoft payload, classified.
+
+use std::time::Duration;
+
+use mutt_core::secret::Secret;
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+
+/// Longest excerpt of a refusing response body kept for the DLQ.
+const EXCERPT_BYTES: usize = 512;
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// 2xx.
+    Delivered,
+    /// Worth retrying: 408, 429, 5xx, timeout, connection error.
+    Retry {
+        /// Short reason for metrics (`http_503`, `timeout`, `connect`, …).
+        reason: String,
+        /// The server's `Retry-After`, if it gave one.
+        retry_after: Option<Duration>,
+    },
+    /// Refused for good (other 4xx, 3xx): goes to the DLQ with the status and an excerpt.
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The start of the response body.
+        excerpt: String,
+    },
+}
+
+/// A webhook endpoint.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    client: reqwest::Client,
+    url: String,
+    token: Option<Secret>,
+}
+
+impl Webhook {
+    /// A client for `url` with a per-request `timeout`.
+    pub fn new(url: &str, token: Option<Secret>, timeout: Duration, concurrency: usize) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .pool_max_idle_per_host(concurrency)
+            // Redirects would resend the bearer token to wherever they point.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mutt/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            client,
+            url: url.to_string(),
+            token,
+        })
+    }
+
+    /// POSTs a JSON body.
+    pub async fn post(&self, body: Vec<u8>, traceparent: Option<&str>) -> Delivery {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body);
+        if let Some(t) = &self.token
+            && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", t.expose()))
+        {
+            v.set_sensitive(true);
+            req = req.header(AUTHORIZATION, v);
+        }
+        if let Some(tp) = traceparent {
+            req = req.header("traceparent", tp);
+        }
+        match req.send().await {
+            Ok(resp) => classify(resp).await,
+            Err(e) => Delivery::Retry {
+                reason: if e.is_timeout() {
+                    "timeout".into()
+                } else if e.is_connect() {
+                    "connect".into()
+                } else {
+                    "transport".into()
+                },
+                retry_after: None,
+            },
+        }
+    }
+}
+
+async fn classify(resp: reqwest::Response) -> Delivery {
+    let status = resp.status();
+    if status.is_success() {
+        return Delivery::Delivered;
+    }
+    if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        return Delivery::Retry {
+            reason: format!("http_{}", status.as_u16()),
+            retry_after,
+        };
+    }
+    let bytes = resp.bytes().await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(EXCERPT_BYTES)]).into_owned();
+    Delivery::Rejected {
+        status: status.as_u16(),
+        excerpt: text,
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let delta = when - time::OffsetDateTime::now_utc();
+    Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

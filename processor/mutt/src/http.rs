@@ -1,0 +1,138 @@
+//! What every HTTP API of MUTT shares: the error body, correlation ids, the auth check.
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// The header carrying the correlation id, in and out.
+pub static CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
+/// The header carrying the API key.
+pub static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// The correlation id of a request, in its extensions.
+#[derive(Debug, Clone)]
+pub struct CorrelationId(pub String);
+
+/// Whether a client-supplied correlation id is safe to echo and store: 1–64 characters
+/// of letters, digits, `-`, `_`, `.`, `:`.
+fn acceptable(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Middleware: takes `X-Correlation-ID` from the request (or makes one), makes it
+/// available to handlers and sets it on the response.
+pub async fn correlation(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&CORRELATION_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| acceptable(v))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+    req.extensions_mut().insert(CorrelationId(id.clone()));
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(CORRELATION_ID.clone(), v);
+    }
+    resp
+}
+
+/// An error answer: `{"error": {"code", "message"}, "correlation_id"}`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// A sentence for humans; never contains secrets.
+    pub message: String,
+    /// The request's correlation id.
+    pub correlation_id: String,
+    /// Seconds after which a retry makes sense (429/503).
+    pub retry_after: Option<u64>,
+    /// Extra fields merged into the body (per-item errors, …).
+    pub details: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>, correlation_id: &str) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            correlation_id: correlation_id.to_string(),
+            retry_after: None,
+            details: None,
+        }
+    }
+
+    /// With a `Retry-After`.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// With extra body fields.
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = json!({
+            "error": {"code": self.code, "message": self.message},
+            "correlation_id": self.correlation_id,
+        });
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (&self.details, body.as_object_mut()) {
+            for (k, v) in extra {
+                obj.insert(k.clone(), v.clone());
+            }
+        }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, axum::Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+/// The API key presented in `X-API-Key`, if any.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers.get(&API_KEY).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn correlation_ids_are_restricted() {
+        assert!(acceptable("abc-123_x.y:z"));
+        assert!(!acceptable(""));
+        assert!(!acceptable("a b"));
+        assert!(!acceptable(&"a".repeat(65)));
+        assert!(!acceptable("<script>"));
+    }
+
+    #[test]
+    fn error_body_shape() {
+        let e = ApiError::new(StatusCode::BAD_REQUEST, "bad", "nope", "c1").details(json!({"rejected": 2}));
+        let b = e.body();
+        assert_eq!(b["error"]["code"], "bad");
+        assert_eq!(b["correlation_id"], "c1");
+        assert_eq!(b["rejected"], 2);
+    }
+}

@@ -1,0 +1,398 @@
+//! The ingest HTTP API.
+//!
+//! `POST /api/v2/ingest` takes one event, a JSON array or NDJSON; every item is validated
+//! on its own, the valid ones are appended to `{p}:events` in one pipeline, and the answer
+//! lists what was refused and why. `POST /api/v1/ingest` (and MUTT v2.5's `/ingest`) keep
+//! the v1 contract for existing senders, marked deprecated.
+
+pub mod body;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, middleware};
+use mutt_bus::{Bus, NewEntry, TraceContext};
+use mutt_core::codec;
+use mutt_core::event::{Envelope, ValidationError, validate};
+use mutt_core::settings::IngestSettings;
+use mutt_telemetry::metrics;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
+
+use self::body::{BodyError, BodyKind, Parsed, body_kind};
+use crate::auth::ApiKeys;
+use crate::http::{ApiError, CorrelationId, correlation, presented_key};
+
+/// When v1 was deprecated (RFC 9745 `Deprecation`, a Unix time): 2026-11-01T00:00:00Z.
+const V1_DEPRECATED_AT: i64 = 1_793_491_200;
+/// When v1 goes away (RFC 8594 `Sunset`).
+const V1_SUNSET: &str = "Wed, 30 Jun 2027 23:59:59 GMT";
+/// Where v1 clients should look.
+const V1_LINK: &str = "</api/v2/ingest>; rel=\"successor-version\", </docs/api/ingest>; rel=\"deprecation\"";
+
+/// Seconds a client should wait before retrying when Redis is unavailable.
+const RETRY_AFTER_UNAVAILABLE: u64 = 2;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct IngestState {
+    /// Redis.
+    pub bus: Bus,
+    /// Accepted API keys.
+    pub keys: ApiKeys,
+    /// Limits and timeouts.
+    pub settings: IngestSettings,
+    /// `{p}:events`.
+    pub stream: String,
+}
+
+/// The ingest router.
+pub fn app(state: Arc<IngestState>) -> Router {
+    let limit = state.settings.max_body_bytes;
+    let timeout = state.settings.request_timeout;
+    Router::new()
+        .route("/api/v2/ingest", post(ingest_v2))
+        .route("/api/v1/ingest", post(ingest_v1))
+        .route("/ingest", post(ingest_v1))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(middleware::from_fn(correlation))
+        .with_state(state)
+}
+
+/// Serves ingest until `shutdown`; requests in flight are answered first.
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<IngestState>, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// Counts a refused request.
+fn refuse(reason: &'static str, err: ApiError) -> Response {
+    metrics().ingest_requests.with_label_values(&["fail", reason]).inc();
+    err.into_response()
+}
+
+fn check_key(state: &IngestState, headers: &HeaderMap, cid: &str) -> Result<(), Response> {
+    let Some(key) = presented_key(headers) else {
+        return Err(refuse(
+            "auth",
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing X-API-Key header", cid),
+        ));
+    };
+    if state.keys.verify(key).is_none() {
+        return Err(refuse(
+            "auth",
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid API key", cid),
+        ));
+    }
+    Ok(())
+}
+
+fn read_body(body: Result<Bytes, BytesRejection>, limit: usize, cid: &str) -> Result<Bytes, Response> {
+    body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            refuse(
+                "too_large",
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the body exceeds {limit} bytes; send smaller batches"),
+                    cid,
+                ),
+            )
+        } else {
+            refuse(
+                "json",
+                ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", r.body_text(), cid),
+            )
+        }
+    })
+}
+
+fn trace_context(headers: &HeaderMap) -> TraceContext {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= 512)
+            .map(str::to_string)
+    };
+    TraceContext {
+        traceparent: text("traceparent"),
+        tracestate: text("tracestate"),
+    }
+}
+
+/// Validates and encodes one item.
+fn prepare(state: &IngestState, item: Value, cid: &str, now_ms: i64, trace: &TraceContext) -> Result<(String, NewEntry), ValidationError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let envelope = Envelope {
+        id: id.clone(),
+        correlation_id: cid.to_string(),
+        received_at_ms: now_ms,
+    };
+    let event = validate(item, envelope, &state.settings.limits)?;
+    let payload = codec::encode_event(&event)
+        .map_err(|e| ValidationError::new("event", "invalid_value", e.to_string()))?;
+    if payload.len() > state.settings.limits.max_event_bytes {
+        return Err(ValidationError::new(
+            "event",
+            "too_large",
+            format!(
+                "the event takes {} bytes; the limit is {}",
+                payload.len(),
+                state.settings.limits.max_event_bytes
+            ),
+        ));
+    }
+    Ok((id, NewEntry::new(payload, trace.clone())))
+}
+
+fn item_error(index: usize, e: &ValidationError) -> Value {
+    json!({"index": index, "field": e.field, "code": e.code, "message": e.message})
+}
+
+async fn append(state: &IngestState, entries: &[NewEntry], cid: &str) -> Result<(), Response> {
+    state.bus.append(&state.stream, entries).await.map(|_| ()).map_err(|e| {
+        tracing::warn!(error = %e, correlation_id = cid, "ingest: cannot append to redis");
+        metrics()
+            .dependency_errors
+            .with_label_values(&["ingest", "redis"])
+            .inc();
+        refuse(
+            "redis",
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the event store is unavailable; nothing from this request was accepted, retry later",
+                cid,
+            )
+            .retry_after(RETRY_AFTER_UNAVAILABLE),
+        )
+    })
+}
+
+async fn ingest_v2(
+    State(state): State<Arc<IngestState>>,
+    Extension(CorrelationId(cid)): Extension<CorrelationId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let timer = metrics().ingest_latency.start_timer();
+    let resp = handle_v2(&state, &cid, &headers, body).await;
+    timer.observe_duration();
+    resp
+}
+
+async fn handle_v2(state: &IngestState, cid: &str, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    if let Err(r) = check_key(state, headers, cid) {
+        return r;
+    }
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let Some(kind) = body_kind(ct) else {
+        return refuse(
+            "content_type",
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "Content-Type {:?} is not accepted; use application/json (an object or an array) or application/x-ndjson",
+                    ct.unwrap_or("(none)")
+                ),
+                cid,
+            ),
+        );
+    };
+    let bytes = match read_body(body, state.settings.max_body_bytes, cid) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let parsed = match body::parse(&bytes, kind, state.settings.max_batch_items) {
+        Ok(p) => p,
+        Err(BodyError::Malformed(m)) => {
+            return refuse("json", ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", m, cid));
+        }
+        Err(BodyError::Empty) => {
+            return refuse(
+                "validation",
+                ApiError::new(StatusCode::BAD_REQUEST, "empty_batch", "the body holds no events", cid),
+            );
+        }
+        Err(BodyError::TooMany { count, max }) => {
+            return refuse(
+                "too_large",
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_many_events",
+                    format!("{count} events in one request; at most {max} are accepted"),
+                    cid,
+                ),
+            );
+        }
+    };
+    let now = mutt_core::now_ms();
+    let trace = trace_context(headers);
+    match parsed {
+        Parsed::Single(item) => match prepare(state, item, cid, now, &trace) {
+            Ok((id, entry)) => {
+                if let Err(r) = append(state, std::slice::from_ref(&entry), cid).await {
+                    return r;
+                }
+                metrics().ingest_requests.with_label_values(&["success", ""]).inc();
+                metrics().ingest_events.with_label_values(&["accepted"]).inc();
+                accepted(json!({"accepted": 1, "rejected": 0, "event_id": id, "errors": [], "correlation_id": cid}))
+            }
+            Err(e) => {
+                metrics().ingest_events.with_label_values(&["rejected"]).inc();
+                refuse(
+                    "validation",
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", e.to_string(), cid)
+                        .details(json!({"accepted": 0, "rejected": 1, "errors": [item_error(0, &e)]})),
+                )
+            }
+        },
+        Parsed::Batch(items) => {
+            let total = items.len();
+            let mut entries = Vec::with_capacity(total);
+            let mut errors = Vec::new();
+            for (i, item) in items.into_iter().enumerate() {
+                let r = item
+                    .map_err(|m| ValidationError::new("event", "malformed_json", m))
+                    .and_then(|v| prepare(state, v, cid, now, &trace));
+                match r {
+                    Ok((_, entry)) => entries.push(entry),
+                    Err(e) => errors.push(item_error(i, &e)),
+                }
+            }
+            let n = entries.len();
+            metrics()
+                .ingest_events
+                .with_label_values(&["rejected"])
+                .inc_by(errors.len() as u64);
+            if n == 0 {
+                return refuse(
+                    "validation",
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_events",
+                        format!("none of the {total} events is valid"),
+                        cid,
+                    )
+                    .details(json!({"accepted": 0, "rejected": errors.len(), "errors": errors})),
+                );
+            }
+            if let Err(r) = append(state, &entries, cid).await {
+                return r;
+            }
+            metrics().ingest_requests.with_label_values(&["success", ""]).inc();
+            metrics()
+                .ingest_events
+                .with_label_values(&["accepted"])
+                .inc_by(n as u64);
+            accepted(json!({"accepted": n, "rejected": errors.len(), "errors": errors, "correlation_id": cid}))
+        }
+    }
+}
+
+fn accepted(body: Value) -> Response {
+    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+}
+
+fn deprecated(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert("deprecation", HeaderValue::from_str(&format!("@{V1_DEPRECATED_AT}")).expect("ascii"));
+    h.insert("sunset", HeaderValue::from_static(V1_SUNSET));
+    h.insert(header::LINK, HeaderValue::from_static(V1_LINK));
+    resp
+}
+
+/// v1 errors keep the v1 fields (`status`, `message`) next to the v2 error object.
+fn v1_error(reason: &'static str, status: StatusCode, code: &'static str, message: String, cid: &str) -> Response {
+    let e = ApiError::new(status, code, message.clone(), cid).details(json!({"status": "error", "message": message}));
+    refuse(reason, e)
+}
+
+async fn ingest_v1(
+    State(state): State<Arc<IngestState>>,
+    Extension(CorrelationId(cid)): Extension<CorrelationId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let timer = metrics().ingest_latency.start_timer();
+    let resp = deprecated(handle_v1(&state, &cid, &headers, body).await);
+    timer.observe_duration();
+    resp
+}
+
+async fn handle_v1(state: &IngestState, cid: &str, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    if let Err(r) = check_key(state, headers, cid) {
+        return r;
+    }
+    let bytes = match read_body(body, state.settings.max_body_bytes, cid) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if body_kind(ct) != Some(BodyKind::Json) {
+        return v1_error(
+            "content_type",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "v1 accepts one JSON object with Content-Type application/json".into(),
+            cid,
+        );
+    }
+    let item: Value = match serde_json::from_slice(&bytes) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => {
+            return v1_error(
+                "json",
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                "v1 accepts one JSON object; send arrays to /api/v2/ingest".into(),
+                cid,
+            );
+        }
+        Err(e) => {
+            return v1_error("json", StatusCode::BAD_REQUEST, "malformed_body", format!("not valid JSON: {e}"), cid);
+        }
+    };
+    let trace = trace_context(headers);
+    match prepare(state, item, cid, mutt_core::now_ms(), &trace) {
+        Ok((id, entry)) => {
+            if let Err(r) = append(state, std::slice::from_ref(&entry), cid).await {
+                return r;
+            }
+            metrics().ingest_requests.with_label_values(&["success", ""]).inc();
+            metrics().ingest_events.with_label_values(&["accepted"]).inc();
+            let depth = tokio::time::timeout(Duration::from_millis(500), state.bus.len(&state.stream))
+                .await
+                .ok()
+                .and_then(Result::ok);
+            (
+                StatusCode::OK,
+                axum::Json(json!({"status": "queued", "correlation_id": cid, "event_id": id, "queue_depth": depth})),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            metrics().ingest_events.with_label_values(&["rejected"]).inc();
+            v1_error(
+                "validation",
+                StatusCode::BAD_REQUEST,
+                "invalid_event",
+                e.to_string(),
+                cid,
+            )
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! A load generator: posts sample events to ingest in batches, at a given concurrency and
+//! (optionally) rate, and reports what was accepted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::time::Instant;
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// Ingest base URL (`http://127.0.0.1:8080`).
+    pub url: String,
+    /// API key.
+    pub api_key: String,
+    /// Events in total.
+    pub events: u64,
+    /// Events per request.
+    pub batch: usize,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Offered rate in events/s (None: as fast as possible).
+    pub rate: Option<f64>,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    /// Events accepted (202).
+    pub accepted: u64,
+    /// Events refused by validation.
+    pub rejected: u64,
+    /// Events whose request failed (429/503/transport), not retried.
+    pub failed: u64,
+    /// Requests answered 429 or 503.
+    pub shed_requests: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl LoadReport {
+    /// Accepted events per second.
+    pub fn rate(&self) -> f64 {
+        self.accepted as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Builds `n` events from the samples, each stamped with the current time and a sequence
+/// number (`seq`), so that every event is distinct and lands in the current partition.
+pub fn build_events(n: u64) -> Vec<Value> {
+    let samples = super::samples::all_events();
+    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+    (0..n)
+        .map(|i| {
+            let mut e = samples[(i as usize) % samples.len()].clone();
+            if let Value::Object(m) = &mut e {
+                m.insert("timestamp".into(), Value::String(now.clone()));
+                m.insert("seq".into(), Value::from(i));
+            }
+            e
+        })
+        .collect()
+}
+
+/// Posts `plan.events` events and waits for every answer.
+pub async fn run(plan: &LoadPlan) -> anyhow::Result<LoadReport> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(plan.concurrency)
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let events = build_events(plan.events);
+    let bodies: Vec<Vec<u8>> = events
+        .chunks(plan.batch.max(1))
+        .map(|c| serde_json::to_vec(c).unwrap_or_default())
+        .collect();
+    let sizes: Vec<u64> = events.chunks(plan.batch.max(1)).map(|c| c.len() as u64).collect();
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let rejected = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let shed = Arc::new(AtomicU64::new(0));
+    let url = format!("{}/api/v2/ingest", plan.url.trim_end_matches('/'));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..plan.concurrency.max(1) {
+        let (client, bodies, next, url, key) = (client.clone(), bodies.clone(), next.clone(), url.clone(), plan.api_key.clone());
+        let (accepted, rejected, failed, shed, sizes) = (accepted.clone(), rejected.clone(), failed.clone(), shed.clone(), sizes.clone());
+        let rate = plan.rate;
+        let batch = plan.batch.max(1) as f64;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= bodies.len() {
+                    return;
+                }
+                if let Some(r) = rate {
+                    // Request i is due when i·batch events have been offered at rate r.
+                    let due = start + Duration::from_secs_f64(i as f64 * batch / r);
+                    tokio::time::sleep_until(due).await;
+                }
+                let resp = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-api-key", &key)
+                    .body(bodies[i].clone())
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) if r.status().as_u16() == 202 => {
+                        let v: Value = r.json().await.unwrap_or(Value::Null);
+                        accepted.fetch_add(v["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                        rejected.fetch_add(v["rejected"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                    }
+                    Ok(r) if matches!(r.status().as_u16(), 429 | 503) => {
+                        shed.fetch_add(1, Ordering::Relaxed);
+                        failed.fetch_add(sizes[i], Ordering::Relaxed);
+                    }
+                    Ok(r) if r.status().as_u16() == 400 => {
+                        rejected.fetch_add(sizes[i], Ordering::Relaxed);
+                    }
+                    _ => {
+                        failed.fetch_add(sizes[i], Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok(LoadReport {
+        accepted: accepted.load(Ordering::Relaxed),
+        rejected: rejected.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+        shed_requests: shed.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+    })
+}

@@ -1,0 +1,186 @@
+//! A webhook receiver that stands in for Moogsoft: it accepts the payloads MUTT sends
+//! (one event, or `{"events": [...]}`), counts them by `external_id`, and can be told to
+//! fail or hang, to rehearse outages.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// How the sink answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Behaviour {
+    /// 200 for everything.
+    Accept,
+    /// This status for everything (with `Retry-After` if given); nothing is recorded.
+    Fail(u16, Option<u64>),
+    /// Waits this long before answering 200 (a client timeout makes it a failure).
+    Hang(Duration),
+}
+
+/// What the sink has seen.
+#[derive(Debug)]
+pub struct Seen {
+    /// Requests received (any outcome).
+    pub requests: u64,
+    /// Deliveries per `external_id` (only accepted ones).
+    pub by_external_id: HashMap<String, u32>,
+    /// Accepted events in arrival order, when kept.
+    pub events: Vec<Value>,
+    /// `Authorization` header of the last request.
+    pub last_authorization: Option<String>,
+    /// `traceparent` headers seen.
+    pub traceparents: Vec<String>,
+    keep_events: bool,
+    behaviour: Behaviour,
+    /// When set, only requests with this bearer token are accepted (401 otherwise).
+    pub require_token: Option<String>,
+}
+
+/// A running sink.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    seen: Arc<Mutex<Seen>>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Sink {
+    /// Starts a sink on `listener`; `keep_events` keeps every payload (tests), otherwise
+    /// only the counts (benchmarks).
+    pub fn start(listener: tokio::net::TcpListener, keep_events: bool, stop: CancellationToken) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let seen = Arc::new(Mutex::new(Seen {
+            requests: 0,
+            by_external_id: HashMap::new(),
+            events: Vec::new(),
+            last_authorization: None,
+            traceparents: Vec::new(),
+            keep_events,
+            behaviour: Behaviour::Accept,
+            require_token: None,
+        }));
+        let app = Router::new()
+            .route("/stats", get(stats))
+            .route("/{*path}", post(receive))
+            .route("/", post(receive))
+            .with_state(seen.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+        Ok(Self { seen, addr })
+    }
+
+    /// The URL to give MUTT as `MUTT_WEBHOOK_URL`.
+    pub fn url(&self) -> String {
+        format!("http://{}/events", self.addr)
+    }
+
+    /// What it has seen.
+    pub fn seen(&self) -> MutexGuard<'_, Seen> {
+        match self.seen.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Changes how it answers.
+    pub fn set_behaviour(&self, b: Behaviour) {
+        self.seen().behaviour = b;
+    }
+
+    /// Distinct `external_id`s accepted.
+    pub fn unique(&self) -> usize {
+        self.seen().by_external_id.len()
+    }
+
+    /// Accepted deliveries beyond the first per `external_id`.
+    pub fn duplicates(&self) -> u64 {
+        self.seen()
+            .by_external_id
+            .values()
+            .map(|&n| u64::from(n.saturating_sub(1)))
+            .sum()
+    }
+}
+
+fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
+    match seen.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+async fn stats(State(seen): State<Arc<Mutex<Seen>>>) -> Response {
+    let s = lock(&seen);
+    let dup: u64 = s
+        .by_external_id
+        .values()
+        .map(|&n| u64::from(n.saturating_sub(1)))
+        .sum();
+    axum::Json(json!({"requests": s.requests, "unique": s.by_external_id.len(), "duplicates": dup})).into_response()
+}
+
+async fn receive(State(seen): State<Arc<Mutex<Seen>>>, headers: HeaderMap, body: Bytes) -> Response {
+    let behaviour = {
+        let mut s = lock(&seen);
+        s.requests += 1;
+        s.last_authorization = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+            s.traceparents.push(tp.to_string());
+        }
+        if let Some(tok) = &s.require_token
+            && s.last_authorization.as_deref() != Some(&format!("Bearer {tok}"))
+        {
+            return (StatusCode::UNAUTHORIZED, "bad token").into_response();
+        }
+        s.behaviour.clone()
+    };
+    match behaviour {
+        Behaviour::Fail(code, retry_after) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut r = (status, "sink told to fail").into_response();
+            if let Some(ra) = retry_after {
+                r.headers_mut().insert("retry-after", ra.into());
+            }
+            return r;
+        }
+        Behaviour::Hang(d) => tokio::time::sleep(d).await,
+        Behaviour::Accept => {}
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+    };
+    let events = match v {
+        Value::Object(mut o) if o.contains_key("events") => match o.remove("events") {
+            Some(Value::Array(a)) => a,
+            _ => return (StatusCode::BAD_REQUEST, "events must be an array").into_response(),
+        },
+        other => vec![other],
+    };
+    let mut s = lock(&seen);
+    for e in events {
+        let Some(id) = e.get("external_id").and_then(Value::as_str) else {
+            return (StatusCode::BAD_REQUEST, "external_id missing").into_response();
+        };
+        *s.by_external_id.entry(id.to_string()).or_default() += 1;
+        if s.keep_events {
+            s.events.push(e);
+        }
+    }
+    (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
+}

@@ -1,0 +1,141 @@
+//! The ops listener of every process: liveness, readiness, metrics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use mutt_bus::Bus;
+use mutt_store::Store;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// A condition a role reports for readiness (rules loaded, …).
+#[derive(Debug, Clone)]
+pub struct Flag {
+    name: &'static str,
+    value: Arc<AtomicBool>,
+}
+
+impl Flag {
+    /// A flag, initially false.
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            value: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Sets it.
+    pub fn set(&self, v: bool) {
+        self.value.store(v, Ordering::Relaxed);
+    }
+
+    /// Reads it.
+    pub fn get(&self) -> bool {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+/// What `/ready` checks.
+#[derive(Debug, Clone)]
+pub struct OpsState {
+    /// The roles this process runs.
+    pub roles: Vec<&'static str>,
+    /// The consumer name.
+    pub consumer: String,
+    /// Redis, checked with PING.
+    pub bus: Option<Bus>,
+    /// PostgreSQL, checked with `SELECT 1`.
+    pub store: Option<Store>,
+    /// Role conditions.
+    pub flags: Vec<Flag>,
+}
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn health(State(s): State<Arc<OpsState>>) -> Response {
+    axum::Json(json!({
+        "status": "ok",
+        "service": "mutt",
+        "roles": s.roles,
+        "consumer": s.consumer,
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}
+
+async fn ready(State(s): State<Arc<OpsState>>) -> Response {
+    let mut checks = Map::new();
+    let mut ok = true;
+    if let Some(bus) = &s.bus {
+        let r = tokio::time::timeout(CHECK_TIMEOUT, bus.ping()).await;
+        let v = match r {
+            Ok(Ok(())) => "ok".to_string(),
+            Ok(Err(e)) => format!("error: {e}"),
+            Err(_) => "error: timed out".to_string(),
+        };
+        ok &= v == "ok";
+        checks.insert("redis".into(), Value::String(v));
+    }
+    if let Some(store) = &s.store {
+        let r = tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await;
+        let v = match r {
+            Ok(Ok(())) => "ok".to_string(),
+            Ok(Err(e)) => format!("error: {e}"),
+            Err(_) => "error: timed out".to_string(),
+        };
+        ok &= v == "ok";
+        checks.insert("postgres".into(), Value::String(v));
+    }
+    for f in &s.flags {
+        ok &= f.get();
+        checks.insert(f.name.into(), Value::String(if f.get() { "ok" } else { "pending" }.into()));
+    }
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(json!({"status": if ok { "ready" } else { "not_ready" }, "checks": checks})),
+    )
+        .into_response()
+}
+
+async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        mutt_telemetry::metrics().render(),
+    )
+        .into_response()
+}
+
+/// The ops router.
+pub fn app(state: OpsState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(Arc::new(state))
+}
+
+/// Serves the ops router on `addr` until `shutdown`.
+pub async fn serve(listener: tokio::net::TcpListener, state: OpsState, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// Binds `addr`, naming the setting in the error.
+pub async fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("{setting}: cannot listen on {addr}: {e}"))
+}

@@ -1,0 +1,112 @@
+//! Connecting, creating the database, migrating, partition upkeep.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+use crate::error::StoreError;
+
+/// The migrations in the repository's `sql/` directory, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../sql");
+
+/// How far back and ahead monthly audit partitions are kept ready.
+pub const PARTITION_MONTHS_BACK: i32 = 1;
+/// See [`PARTITION_MONTHS_BACK`].
+pub const PARTITION_MONTHS_AHEAD: i32 = 3;
+
+/// A pool of connections to the MUTT database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects a pool of at most `max_connections` to `url`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?
+            .application_name("mutt")
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            // Recycled connections pick up new credentials and server settings.
+            .max_lifetime(Duration::from_secs(30 * 60))
+            .idle_timeout(Duration::from_secs(10 * 60))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// Wraps an existing pool (tests).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool, for the modules of this crate.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Creates the database named in `url` when it does not exist, connecting to the
+    /// server's `postgres` database to do so. Returns whether it was created.
+    pub async fn create_database_if_missing(url: &str) -> Result<bool, StoreError> {
+        let target = PgConnectOptions::from_str(url)?;
+        let name = target
+            .get_database()
+            .ok_or_else(|| StoreError::Invalid("MUTT_DATABASE_URL names no database".into()))?
+            .to_string();
+        if name.is_empty() || name.len() > 63 || name.contains('\0') {
+            return Err(StoreError::Invalid(format!("{name:?} is not a usable database name")));
+        }
+        let mut conn = target.clone().database("postgres").connect().await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
+        if exists {
+            conn.close().await?;
+            return Ok(false);
+        }
+        // CREATE DATABASE takes no parameters: quote the identifier instead.
+        let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        let created = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+        conn.close().await?;
+        match created {
+            Ok(_) => Ok(true),
+            // Another process created it at the same moment.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies the migrations of `sql/` that are not applied yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        self.ensure_partitions().await?;
+        Ok(())
+    }
+
+    /// Makes sure the monthly audit partitions around now exist. Returns their names.
+    pub async fn ensure_partitions(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT mutt_ensure_event_audit_partitions($1, $2)")
+            .bind(PARTITION_MONTHS_BACK)
+            .bind(PARTITION_MONTHS_AHEAD)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Round trip to the server (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,221 @@
+//! Every Prometheus metric of MUTT. Names of MUTT v2.5 are kept where they existed, so
+//! that existing dashboards keep working.
+
+use std::sync::OnceLock;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Latency buckets for fast operations (HTTP handling, a batch, a DB write), in seconds.
+const FAST_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+/// Buckets for webhook requests and end-to-end delivery, in seconds.
+const SLOW_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// The metrics of a process (all roles share one registry in `mutt all`).
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Ingest requests by outcome: `status` success|fail, `reason` why it failed.
+    pub ingest_requests: IntCounterVec,
+    /// Events by ingest result: accepted|rejected.
+    pub ingest_events: IntCounterVec,
+    /// Time to answer an ingest request.
+    pub ingest_latency: Histogram,
+    /// Events processed by the alerter: handled|unhandled|poison|error.
+    pub alerter_events: IntCounterVec,
+    /// Alerts written to the alerts stream, by kind (rule|unhandled).
+    pub alerter_alerts: IntCounterVec,
+    /// Meta-alerts for floods of unhandled events.
+    pub alerter_meta_alerts: IntCounter,
+    /// Rule-cache reloads that failed (the last good set stays in use).
+    pub alerter_reload_failures: IntCounter,
+    /// Rule-cache reloads that succeeded.
+    pub alerter_reloads: IntCounter,
+    /// Active rules in the cache.
+    pub alerter_rules: IntGauge,
+    /// Development hosts in the cache.
+    pub alerter_dev_hosts: IntGauge,
+    /// Device teams in the cache.
+    pub alerter_teams: IntGauge,
+    /// Time to process one batch of events.
+    pub alerter_batch_latency: Histogram,
+    /// Audit rows written (new rows only).
+    pub audit_rows: IntCounter,
+    /// Time of one audit batch insert.
+    pub audit_write_latency: Histogram,
+    /// Webhook requests: `status` success|fail, `reason` http_4xx|http_5xx|timeout|connect|….
+    pub moog_requests: IntCounterVec,
+    /// Webhook request latency.
+    pub moog_latency: Histogram,
+    /// Alerts by final outcome: success|dlq.
+    pub moog_alerts: IntCounterVec,
+    /// From ingest acceptance to the webhook's 2xx.
+    pub end_to_end_latency: Histogram,
+    /// Errors talking to Redis or PostgreSQL by role and dependency.
+    pub dependency_errors: IntCounterVec,
+    /// Entries in a stream.
+    pub stream_length: IntGaugeVec,
+    /// Build information (value 1).
+    pub build_info: IntGaugeVec,
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())).expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+impl Metrics {
+    // The names and label sets are constants: registration can only fail on a programming
+    // error, caught by the test below, so `expect` is the honest choice here.
+    fn new() -> Self {
+        let r = Registry::new();
+        let m = Self {
+            ingest_requests: counter_vec(
+                &r,
+                "mutt_ingest_requests_total",
+                "Ingest requests by status and failure reason.",
+                &["status", "reason"],
+            ),
+            ingest_events: counter_vec(&r, "mutt_ingest_events_total", "Events by ingest result.", &["result"]),
+            ingest_latency: histogram(
+                &r,
+                "mutt_ingest_latency_seconds",
+                "Time to answer an ingest request.",
+                FAST_BUCKETS,
+            ),
+            alerter_events: counter_vec(
+                &r,
+                "mutt_alerter_events_processed_total",
+                "Events processed by the alerter, by status.",
+                &["status"],
+            ),
+            alerter_alerts: counter_vec(
+                &r,
+                "mutt_alerter_alerts_forwarded_total",
+                "Alerts written to the alerts stream, by kind.",
+                &["kind"],
+            ),
+            alerter_meta_alerts: counter(
+                &r,
+                "mutt_alerter_unhandled_meta_alerts_total",
+                "Meta-alerts for floods of unhandled events.",
+            ),
+            alerter_reload_failures: counter(
+                &r,
+                "mutt_alerter_cache_reload_failures_total",
+                "Rule cache reloads that failed; the last good rules stay in use.",
+            ),
+            alerter_reloads: counter(&r, "mutt_alerter_cache_reload_total", "Rule cache reloads that succeeded."),
+            alerter_rules: gauge(&r, "mutt_alerter_cache_rules_count", "Active rules in the cache."),
+            alerter_dev_hosts: gauge(&r, "mutt_alerter_cache_dev_hosts_count", "Development hosts in the cache."),
+            alerter_teams: gauge(&r, "mutt_alerter_cache_teams_count", "Device teams in the cache."),
+            alerter_batch_latency: histogram(
+                &r,
+                "mutt_alerter_processing_latency_seconds",
+                "Time to process one batch of events, audit and alerts included.",
+                FAST_BUCKETS,
+            ),
+            audit_rows: counter(&r, "mutt_audit_rows_written_total", "Event audit rows written."),
+            audit_write_latency: histogram(
+                &r,
+                "mutt_db_write_latency_seconds",
+                "Time of one event audit batch insert.",
+                FAST_BUCKETS,
+            ),
+            moog_requests: counter_vec(
+                &r,
+                "mutt_moog_requests_total",
+                "Webhook requests by status and failure reason.",
+                &["status", "reason"],
+            ),
+            moog_latency: histogram(
+                &r,
+                "mutt_moog_request_latency_seconds",
+                "Webhook request latency.",
+                SLOW_BUCKETS,
+            ),
+            moog_alerts: counter_vec(
+                &r,
+                "mutt_moog_alerts_processed_total",
+                "Alerts by final outcome.",
+                &["status"],
+            ),
+            end_to_end_latency: histogram(
+                &r,
+                "mutt_end_to_end_latency_seconds",
+                "From ingest acceptance to the webhook's 2xx.",
+                SLOW_BUCKETS,
+            ),
+            dependency_errors: counter_vec(
+                &r,
+                "mutt_dependency_errors_total",
+                "Errors talking to Redis or PostgreSQL, by role and dependency.",
+                &["role", "dependency"],
+            ),
+            stream_length: gauge_vec(&r, "mutt_stream_length", "Entries in a stream.", &["stream"]),
+            build_info: gauge_vec(&r, "mutt_build_info", "Build information.", &["version"]),
+            registry: r,
+        };
+        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_builds_and_renders() {
+        let m = metrics();
+        m.ingest_requests.with_label_values(&["success", ""]).inc();
+        let text = m.render();
+        assert!(text.contains("mutt_ingest_requests_total{reason=\"\",status=\"success\"} 1"));
+        assert!(text.contains("mutt_build_info"));
+    }
+}
