@@ -1,1 +1,561 @@
-//! x
+//! The integration-test harness: real `mutt` processes, a real Redis, a real PostgreSQL,
+//! and a webhook receiver inside the test.
+//!
+//! - [`TestEnv`]: a fresh key prefix and a fresh database per test, dropped at the end.
+//! - [`Mutt`]: one `mutt` process with its own ports and log file; SIGTERM or kill -9.
+//! - [`RedisServer`]: a private `redis-server` on a free port, for tests that restart or
+//!   kill Redis itself.
+//! - [`wait_until`]: bounded polling; every wait in the tests has a deadline.
+//!
+//! Services default to the local ones (`REDIS_URL`, `DATABASE_URL` override them).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use sqlx::{Connection, PgConnection};
+use tokio::time::Instant;
+
+pub use mutt::muttdev::samples;
+pub use mutt::muttdev::sink::{Behaviour, Sink};
+
+/// The local Redis, unless `REDIS_URL` says otherwise.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The local PostgreSQL server (a superuser URL; the database part is replaced).
+pub fn postgres_server_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn with_database(server_url: &str, db: &str) -> String {
+    let (base, query) = match server_url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (server_url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{db}?{q}"),
+        None => format!("{root}/{db}"),
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One test's world: a key prefix, a database, a directory for logs.
+#[derive(Debug)]
+pub struct TestEnv {
+    /// Redis URL.
+    pub redis_url: String,
+    /// The key prefix (`it-<uuid>`).
+    pub prefix: String,
+    /// The test database's URL.
+    pub database_url: String,
+    db_name: String,
+    /// Where process logs go.
+    pub dir: PathBuf,
+}
+
+impl TestEnv {
+    /// A fresh prefix and database (created empty; `mutt all` or [`TestEnv::migrate`]
+    /// creates the schema).
+    pub async fn new() -> anyhow::Result<Self> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let db_name = format!("mutt_it_{}", &id[..16]);
+        let mut admin = PgConnection::connect(&postgres_server_url())
+            .await
+            .context("connecting to the local PostgreSQL (set DATABASE_URL to a superuser URL)")?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{db_name}\""
+        )))
+        .execute(&mut admin)
+        .await?;
+        admin.close().await?;
+        let dir = std::env::temp_dir().join(format!("mutt-it-{}", &id[..16]));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self {
+            redis_url: redis_url(),
+            prefix: format!("it-{}", &id[..16]),
+            database_url: with_database(&postgres_server_url(), &db_name),
+            db_name,
+            dir,
+        })
+    }
+
+    /// Applies the migrations with `mutt migrate`.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let out = Command::new(mutt_binary()?)
+            .arg("migrate")
+            .env("MUTT_DATABASE_URL", &self.database_url)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "mutt migrate failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// A connection to the test database.
+    pub async fn db(&self) -> anyhow::Result<PgConnection> {
+        Ok(PgConnection::connect(&self.database_url).await?)
+    }
+
+    /// A Redis connection.
+    pub async fn redis(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        Ok(redis::Client::open(self.redis_url.as_str())?
+            .get_multiplexed_async_connection()
+            .await?)
+    }
+
+    /// Inserts rules (their ids are assigned by the database, in order: 1, 2, …).
+    pub async fn insert_rules(&self, rules: &[mutt_core::rules::Rule]) -> anyhow::Result<Vec<i32>> {
+        let mut db = self.db().await?;
+        let mut ids = Vec::new();
+        for r in rules {
+            let id: i32 = sqlx::query_scalar(
+                "INSERT INTO alert_rules (match_string, trap_oid, syslog_severity, match_type, priority,
+                   prod_handling, dev_handling, team_assignment, is_active)
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) RETURNING id",
+            )
+            .bind(&r.match_string)
+            .bind(&r.trap_oid)
+            .bind(r.syslog_severity)
+            .bind(r.match_type.as_str())
+            .bind(r.priority)
+            .bind(&r.prod_handling)
+            .bind(&r.dev_handling)
+            .bind(&r.team_assignment)
+            .bind(r.is_active)
+            .fetch_one(&mut db)
+            .await?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// The first column of the first row of a query returning a bigint (`count(*)`).
+    pub async fn count(&self, sql: &'static str) -> anyhow::Result<i64> {
+        let mut db = self.db().await?;
+        Ok(sqlx::query_scalar(sql).fetch_one(&mut db).await?)
+    }
+
+    /// Pending entries of `group` on `{p}:<stream>`.
+    pub async fn pending(&self, stream: &str, group: &str) -> anyhow::Result<i64> {
+        let mut r = self.redis().await?;
+        let v: redis::Value = redis::cmd("XPENDING")
+            .arg(format!("{}:{stream}", self.prefix))
+            .arg(group)
+            .query_async(&mut r)
+            .await?;
+        match v {
+            redis::Value::Array(a) => match a.first() {
+                Some(redis::Value::Int(n)) => Ok(*n),
+                other => bail!("unexpected XPENDING reply {other:?}"),
+            },
+            other => bail!("unexpected XPENDING reply {other:?}"),
+        }
+    }
+
+    /// Runs SQL statements (fixtures).
+    pub async fn exec(&self, sql: &'static str) -> anyhow::Result<()> {
+        let mut db = self.db().await?;
+        sqlx::raw_sql(sql).execute(&mut db).await?;
+        Ok(())
+    }
+
+    /// Drops the database and the prefix's keys.
+    pub async fn cleanup(self) -> anyhow::Result<()> {
+        if let Ok(mut r) = self.redis().await {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}:*", self.prefix))
+                .query_async(&mut r)
+                .await
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: redis::RedisResult<()> =
+                    redis::cmd("DEL").arg(&keys).query_async(&mut r).await;
+            }
+        }
+        let mut admin = PgConnection::connect(&postgres_server_url()).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.db_name
+        )))
+        .execute(&mut admin)
+        .await?;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
+}
+
+/// The `mutt` binary next to the test executable (`target/<profile>/mutt`).
+pub fn mutt_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no target directory")?;
+    let bin = dir.join("mutt");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: build it first with `cargo build --bins`",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// A running `mutt` process.
+#[derive(Debug)]
+pub struct Mutt {
+    child: Child,
+    /// Ingest base URL.
+    pub ingest_url: String,
+    /// Ops base URL.
+    pub ops_url: String,
+    /// The log file.
+    pub log: PathBuf,
+    /// The consumer name.
+    pub consumer: String,
+}
+
+/// How to start a `mutt` process.
+#[derive(Debug, Clone)]
+pub struct MuttConfig {
+    /// Subcommand (`all`, `ingest`, `alerter`, `forwarder`).
+    pub role: String,
+    /// Consumer name (stable across a restart when the test wants the same consumer).
+    pub consumer: String,
+    /// Webhook URL.
+    pub webhook_url: Option<String>,
+    /// API key.
+    pub api_key: String,
+    /// Redis URL (defaults to the env's).
+    pub redis_url: Option<String>,
+    /// More settings.
+    pub extra: Vec<(String, String)>,
+}
+
+impl MuttConfig {
+    /// `mutt <role>` with a random consumer name and the API key `test-key`.
+    pub fn new(role: &str) -> Self {
+        Self {
+            role: role.into(),
+            consumer: format!("{role}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            webhook_url: None,
+            api_key: "test-key".into(),
+            redis_url: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// With a webhook.
+    pub fn webhook(mut self, url: String) -> Self {
+        self.webhook_url = Some(url);
+        self
+    }
+
+    /// With a setting.
+    pub fn set(mut self, k: &str, v: &str) -> Self {
+        self.extra.push((k.into(), v.into()));
+        self
+    }
+
+    /// With a consumer name.
+    pub fn consumer(mut self, c: &str) -> Self {
+        self.consumer = c.into();
+        self
+    }
+}
+
+impl Mutt {
+    /// Starts a process for `env` and waits until `/ready` answers 200.
+    pub async fn start(env: &TestEnv, cfg: &MuttConfig) -> anyhow::Result<Self> {
+        let m = Self::spawn(env, cfg)?;
+        m.wait_ready(Duration::from_secs(30)).await?;
+        Ok(m)
+    }
+
+    /// Starts a process without waiting.
+    pub fn spawn(env: &TestEnv, cfg: &MuttConfig) -> anyhow::Result<Self> {
+        let ingest = free_port();
+        let ops = free_port();
+        let control = free_port();
+        let log = env.dir.join(format!("{}-{}.log", cfg.consumer, ops));
+        let out = std::fs::File::create(&log)?;
+        let err = out.try_clone()?;
+        let mut cmd = Command::new(mutt_binary()?);
+        cmd.arg(&cfg.role)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(
+                "MUTT_REDIS_URL",
+                cfg.redis_url.as_deref().unwrap_or(&env.redis_url),
+            )
+            .env("MUTT_DATABASE_URL", &env.database_url)
+            .env("MUTT_PREFIX", &env.prefix)
+            .env("MUTT_INGEST_LISTEN", format!("127.0.0.1:{ingest}"))
+            .env("MUTT_OPS_LISTEN", format!("127.0.0.1:{ops}"))
+            .env("MUTT_CONTROL_LISTEN", format!("127.0.0.1:{control}"))
+            .env("MUTT_CONSUMER", &cfg.consumer)
+            .env("MUTT_API_KEY", &cfg.api_key)
+            .env("MUTT_READ_BLOCK", "200ms")
+            .env("MUTT_SHUTDOWN_GRACE", "15s")
+            .env("MUTT_LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        if let Some(w) = &cfg.webhook_url {
+            cmd.env("MUTT_WEBHOOK_URL", w);
+        }
+        for (k, v) in &cfg.extra {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().context("starting mutt")?;
+        Ok(Self {
+            child,
+            ingest_url: format!("http://127.0.0.1:{ingest}"),
+            ops_url: format!("http://127.0.0.1:{ops}"),
+            log,
+            consumer: cfg.consumer.clone(),
+        })
+    }
+
+    /// Waits until `/ready` answers 200.
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let url = format!("{}/ready", self.ops_url);
+        wait_until(
+            &format!(
+                "{} to be ready (log: {})",
+                self.consumer,
+                self.log.display()
+            ),
+            timeout,
+            || async {
+                match client.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => Some(()),
+                    _ => None,
+                }
+            },
+        )
+        .await
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) -> anyhow::Result<()> {
+        signal(self.pid(), "TERM")
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        signal(self.pid(), "KILL")?;
+        let _ = self.child.wait();
+        Ok(())
+    }
+
+    /// Waits for the process to exit, at most `timeout`; returns whether it exited 0.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<bool> {
+        let child = &mut self.child;
+        wait_until("mutt to exit", timeout, || {
+            let r = child.try_wait().ok().flatten();
+            async move { r }
+        })
+        .await
+        .map(|s| s.success())
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Mutt {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()?;
+    if !st.success() {
+        bail!("kill -{sig} {pid} failed");
+    }
+    Ok(())
+}
+
+/// A private `redis-server` on a free loopback port, optionally with AOF (fsync always)
+/// so that a restart keeps everything acknowledged.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    /// Port.
+    pub port: u16,
+    dir: PathBuf,
+    aof: bool,
+}
+
+impl RedisServer {
+    /// Starts a server.
+    pub async fn start(aof: bool) -> anyhow::Result<Self> {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "mutt-redis-{port}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let mut s = Self {
+            child: None,
+            port,
+            dir,
+            aof,
+        };
+        s.launch().await?;
+        Ok(s)
+    }
+
+    async fn launch(&mut self) -> anyhow::Result<()> {
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--save")
+            .arg("")
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.aof {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        self.child = Some(cmd.spawn().context("starting redis-server")?);
+        let url = self.url();
+        wait_until("private redis to answer", Duration::from_secs(10), || {
+            let url = url.clone();
+            async move {
+                let c = redis::Client::open(url).ok()?;
+                let mut conn = c.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .ok()
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.launch().await
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Posts a JSON body to ingest v2 with the test key.
+pub async fn post_events(
+    client: &reqwest::Client,
+    ingest_url: &str,
+    body: &Value,
+) -> anyhow::Result<reqwest::Response> {
+    Ok(client
+        .post(format!("{ingest_url}/api/v2/ingest"))
+        .header("x-api-key", "test-key")
+        .json(body)
+        .send()
+        .await?)
+}
+
+/// Starts a webhook sink on a free port that keeps every payload.
+pub async fn start_sink(stop: &tokio_util::sync::CancellationToken) -> anyhow::Result<Sink> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    Ok(Sink::start(l, true, stop.clone())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/postgres?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+}

@@ -1,1 +1,7 @@
-fn main() {}
+//! Black-box tests of the `mutt` processes against real Redis and PostgreSQL. One binary
+//! (a module per area) keeps link time down.
+
+mod bad_input;
+mod pipeline;
+mod semantics;
+mod shutdown;

@@ -29,7 +29,9 @@ pub struct Bus {
 
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bus").field("names", &self.names).finish_non_exhaustive()
+        f.debug_struct("Bus")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -45,7 +47,9 @@ impl Bus {
     /// Connects to `url` (redis:// or rediss://) for the deployment named by `prefix`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
         let client = Client::open(url)?;
-        let conn = ConnectionManager::new_with_config(client.clone(), manager_config(RESPONSE_TIMEOUT)).await?;
+        let conn =
+            ConnectionManager::new_with_config(client.clone(), manager_config(RESPONSE_TIMEOUT))
+                .await?;
         Ok(Self {
             client,
             conn,
@@ -88,7 +92,11 @@ impl Bus {
     }
 
     /// Appends entries to `stream` in one pipeline; returns their ids in order.
-    pub async fn append(&self, stream: &str, entries: &[NewEntry]) -> Result<Vec<String>, BusError> {
+    pub async fn append(
+        &self,
+        stream: &str,
+        entries: &[NewEntry],
+    ) -> Result<Vec<String>, BusError> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -171,19 +179,32 @@ impl Bus {
 
     /// Number of entries in a stream.
     pub async fn len(&self, stream: &str) -> Result<u64, BusError> {
-        Ok(redis::cmd("XLEN").arg(stream).query_async(&mut self.conn()).await?)
+        Ok(redis::cmd("XLEN")
+            .arg(stream)
+            .query_async(&mut self.conn())
+            .await?)
     }
 
     /// A reader for `consumer` in `group` on `stream`, with its own connection.
-    pub async fn reader(&self, stream: &str, group: &str, consumer: &str, block: Duration) -> Result<GroupReader, BusError> {
-        let conn = ConnectionManager::new_with_config(self.client.clone(), manager_config(block + RESPONSE_TIMEOUT)).await?;
+    pub async fn reader(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        block: Duration,
+    ) -> Result<GroupReader, BusError> {
+        let conn = ConnectionManager::new_with_config(
+            self.client.clone(),
+            manager_config(block + RESPONSE_TIMEOUT),
+        )
+        .await?;
         Ok(GroupReader {
             conn,
             stream: stream.to_string(),
             group: group.to_string(),
             consumer: consumer.to_string(),
             block,
-            backlog_done: false,
+            backlog: Some("0".into()),
         })
     }
 }
@@ -196,7 +217,9 @@ pub struct GroupReader {
     group: String,
     consumer: String,
     block: Duration,
-    backlog_done: bool,
+    /// While re-reading our own pending entries: the id to read after. `None` once the
+    /// backlog is done and new entries (`>`) are read.
+    backlog: Option<String>,
 }
 
 impl std::fmt::Debug for GroupReader {
@@ -228,14 +251,16 @@ impl GroupReader {
     /// Reads up to `count` entries, waiting up to the block time for new ones. An empty
     /// result means nothing arrived in time.
     pub async fn read(&mut self, count: usize) -> Result<Vec<StreamEntry>, BusError> {
-        let id = if self.backlog_done { ">" } else { "0" };
+        // The backlog is read with a cursor: reading `0` again would return the entries
+        // already handed out but not yet acknowledged, a second time.
+        let id = self.backlog.as_deref().unwrap_or(">");
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(&self.group)
             .arg(&self.consumer)
             .arg("COUNT")
             .arg(count);
-        if self.backlog_done {
+        if self.backlog.is_none() {
             cmd.arg("BLOCK").arg(self.block.as_millis() as u64);
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(id);
@@ -250,15 +275,16 @@ impl GroupReader {
             Err(e) => return Err(e.into()),
         };
         let entries = parse_read_reply(reply)?;
-        if !self.backlog_done && entries.is_empty() {
-            self.backlog_done = true;
+        if self.backlog.is_some() {
+            self.backlog = entries.last().map(|e| e.id.clone());
         }
         Ok(entries)
     }
 
-    /// Re-reads this consumer's pending entries on the next call (after a failure left
-    /// entries unacknowledged that must be retried now rather than at reclaim time).
+    /// Re-reads this consumer's pending entries from the start on the next calls (after a
+    /// failure left entries unacknowledged that must be retried now rather than at
+    /// reclaim time).
     pub fn rewind(&mut self) {
-        self.backlog_done = false;
+        self.backlog = Some("0".into());
     }
 }

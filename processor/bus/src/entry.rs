@@ -104,12 +104,15 @@ fn bytes(v: Value) -> Result<Vec<u8>, BusError> {
         Value::SimpleString(s) => Ok(s.into_bytes()),
         Value::VerbatimString { text, .. } => Ok(text.into_bytes()),
         Value::Int(i) => Ok(i.to_string().into_bytes()),
-        other => Err(BusError::Protocol(format!("expected a string, got {other:?}"))),
+        other => Err(BusError::Protocol(format!(
+            "expected a string, got {other:?}"
+        ))),
     }
 }
 
 fn string(v: Value) -> Result<String, BusError> {
-    String::from_utf8(bytes(v)?).map_err(|_| BusError::Protocol("non-UTF-8 stream id or field name".into()))
+    String::from_utf8(bytes(v)?)
+        .map_err(|_| BusError::Protocol("non-UTF-8 stream id or field name".into()))
 }
 
 fn items(v: Value) -> Result<Vec<Value>, BusError> {
@@ -117,7 +120,9 @@ fn items(v: Value) -> Result<Vec<Value>, BusError> {
         Value::Array(a) | Value::Set(a) => Ok(a),
         Value::Map(m) => Ok(m.into_iter().flat_map(|(k, v)| [k, v]).collect()),
         Value::Nil => Ok(Vec::new()),
-        other => Err(BusError::Protocol(format!("expected an array, got {other:?}"))),
+        other => Err(BusError::Protocol(format!(
+            "expected an array, got {other:?}"
+        ))),
     }
 }
 
@@ -180,7 +185,10 @@ mod tests {
         let reply = Value::Array(vec![Value::Array(vec![
             bs("mutt:events"),
             Value::Array(vec![
-                Value::Array(vec![bs("1-0"), Value::Array(vec![bs("payload"), bs("x"), bs("traceparent"), bs("00-ab")])]),
+                Value::Array(vec![
+                    bs("1-0"),
+                    Value::Array(vec![bs("payload"), bs("x"), bs("traceparent"), bs("00-ab")]),
+                ]),
                 Value::Array(vec![bs("2-0"), Value::Nil]),
             ]),
         ])]);

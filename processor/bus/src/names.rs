@@ -48,7 +48,11 @@ impl Names {
 
     /// The counter and the "triggered" marker of one host's unhandled fingerprint.
     pub fn unhandled(&self, hostname: &str, fingerprint: &str) -> (String, String) {
-        let counter = format!("{}:unhandled:{}:{fingerprint}", self.prefix, hostname.to_lowercase());
+        let counter = format!(
+            "{}:unhandled:{}:{fingerprint}",
+            self.prefix,
+            hostname.to_lowercase()
+        );
         let triggered = format!("{counter}:triggered");
         (counter, triggered)
     }
@@ -67,6 +71,9 @@ mod tests {
         assert_eq!(n.dlq(FORWARDER_GROUP), "mutt:dlq:forwarder");
         assert_eq!(n.control(), "mutt:control");
         assert_eq!(Names::new("{mutt}").events(), "{mutt}:events");
-        assert_eq!(n.unhandled("Core-1", "ab").1, "mutt:unhandled:core-1:ab:triggered");
+        assert_eq!(
+            n.unhandled("Core-1", "ab").1,
+            "mutt:unhandled:core-1:ab:triggered"
+        );
     }
 }

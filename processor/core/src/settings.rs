@@ -456,8 +456,16 @@ impl Settings {
                     positive_duration,
                 ),
                 max_attempts: r.get("MUTT_FORWARDER_MAX_ATTEMPTS", 10, bounded(1, 1000)) as u32,
-                retry_base: r.get("MUTT_FORWARDER_RETRY_BASE", Duration::from_millis(500), positive_duration),
-                retry_max: r.get("MUTT_FORWARDER_RETRY_MAX", Duration::from_secs(60), positive_duration),
+                retry_base: r.get(
+                    "MUTT_FORWARDER_RETRY_BASE",
+                    Duration::from_millis(500),
+                    positive_duration,
+                ),
+                retry_max: r.get(
+                    "MUTT_FORWARDER_RETRY_MAX",
+                    Duration::from_secs(60),
+                    positive_duration,
+                ),
             },
         };
         if let Some((path, table)) = &src.file {

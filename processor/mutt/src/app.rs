@@ -76,7 +76,12 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 /// Runs `roles` until `shutdown`, then drains within the grace period. `prepare_db`
 /// creates and migrates the database first (`mutt all`).
-pub async fn run(roles: &[Role], settings: Settings, prepare_db: bool, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    roles: &[Role],
+    settings: Settings,
+    prepare_db: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let needs_db = roles.contains(&Role::Alerter);
     let webhook = if roles.contains(&Role::Forwarder) {
         let url = settings.require_webhook()?;
@@ -100,9 +105,17 @@ pub async fn run(roles: &[Role], settings: Settings, prepare_db: bool, shutdown:
         connect("PostgreSQL (migrations)", &shutdown, || migrate(&settings)).await?;
     }
     tracing::info!(redis = %redact_url(&settings.redis_url), prefix = %settings.prefix, "connecting to redis");
-    let bus = connect("Redis", &shutdown, || Bus::connect(&settings.redis_url, &settings.prefix)).await?;
+    let bus = connect("Redis", &shutdown, || {
+        Bus::connect(&settings.redis_url, &settings.prefix)
+    })
+    .await?;
     let store = if needs_db {
-        Some(connect("PostgreSQL", &shutdown, || Store::connect(&settings.database_url, 8)).await?)
+        Some(
+            connect("PostgreSQL", &shutdown, || {
+                Store::connect(&settings.database_url, 8)
+            })
+            .await?,
+        )
     } else {
         None
     };
@@ -140,10 +153,17 @@ pub async fn run(roles: &[Role], settings: Settings, prepare_db: bool, shutdown:
                     settings: settings.ingest.clone(),
                     stream: bus.names().events(),
                 });
-                let Some(listener) = ingest_listener.take() else { continue };
+                let Some(listener) = ingest_listener.take() else {
+                    continue;
+                };
                 tracing::info!(parent: &span, listen = %settings.ingest_listen, "ingest listening");
                 tasks.spawn(
-                    async move { crate::ingest::serve(listener, state, stop).await.map_err(Into::into) }.instrument(span),
+                    async move {
+                        crate::ingest::serve(listener, state, stop)
+                            .await
+                            .map_err(Into::into)
+                    }
+                    .instrument(span),
                 );
             }
             Role::Alerter => {
@@ -161,7 +181,9 @@ pub async fn run(roles: &[Role], settings: Settings, prepare_db: bool, shutdown:
                 tasks.spawn(a.run(stop).instrument(span));
             }
             Role::Forwarder => {
-                let Some(webhook) = webhook.clone() else { continue };
+                let Some(webhook) = webhook.clone() else {
+                    continue;
+                };
                 let f = Forwarder {
                     bus: bus.clone(),
                     webhook,

@@ -61,7 +61,12 @@ pub struct ApiError {
 
 impl ApiError {
     /// A new error.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>, correlation_id: &str) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+        correlation_id: &str,
+    ) -> Self {
         Self {
             status,
             code,
@@ -90,7 +95,9 @@ impl ApiError {
             "error": {"code": self.code, "message": self.message},
             "correlation_id": self.correlation_id,
         });
-        if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (&self.details, body.as_object_mut()) {
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
+            (&self.details, body.as_object_mut())
+        {
             for (k, v) in extra {
                 obj.insert(k.clone(), v.clone());
             }
@@ -103,7 +110,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, axum::Json(self.body())).into_response();
         if let Some(secs) = self.retry_after {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
@@ -129,7 +137,8 @@ mod tests {
 
     #[test]
     fn error_body_shape() {
-        let e = ApiError::new(StatusCode::BAD_REQUEST, "bad", "nope", "c1").details(json!({"rejected": 2}));
+        let e = ApiError::new(StatusCode::BAD_REQUEST, "bad", "nope", "c1")
+            .details(json!({"rejected": 2}));
         let b = e.body();
         assert_eq!(b["error"]["code"], "bad");
         assert_eq!(b["correlation_id"], "c1");

@@ -95,7 +95,10 @@ async fn ready(State(s): State<Arc<OpsState>>) -> Response {
     }
     for f in &s.flags {
         ok &= f.get();
-        checks.insert(f.name.into(), Value::String(if f.get() { "ok" } else { "pending" }.into()));
+        checks.insert(
+            f.name.into(),
+            Value::String(if f.get() { "ok" } else { "pending" }.into()),
+        );
     }
     let status = if ok {
         StatusCode::OK
@@ -111,7 +114,10 @@ async fn ready(State(s): State<Arc<OpsState>>) -> Response {
 
 async fn metrics() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         mutt_telemetry::metrics().render(),
     )
         .into_response()
@@ -127,7 +133,11 @@ pub fn app(state: OpsState) -> Router {
 }
 
 /// Serves the ops router on `addr` until `shutdown`.
-pub async fn serve(listener: tokio::net::TcpListener, state: OpsState, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: OpsState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

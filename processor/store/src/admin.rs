@@ -9,7 +9,8 @@ impl Store {
     /// Inserts a rule (its `id` is ignored) and returns the new id. The rule is validated
     /// first, so the database never holds a rule the engine would skip.
     pub async fn insert_rule(&self, rule: &Rule) -> Result<i32, StoreError> {
-        rule.validate().map_err(|e| StoreError::Invalid(e.to_string()))?;
+        rule.validate()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let id: i32 = sqlx::query_scalar(
             "INSERT INTO alert_rules (match_string, trap_oid, syslog_severity, match_type, priority,
                                       prod_handling, dev_handling, team_assignment, is_active)

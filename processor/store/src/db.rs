@@ -60,20 +60,25 @@ impl Store {
             .ok_or_else(|| StoreError::Invalid("MUTT_DATABASE_URL names no database".into()))?
             .to_string();
         if name.is_empty() || name.len() > 63 || name.contains('\0') {
-            return Err(StoreError::Invalid(format!("{name:?} is not a usable database name")));
+            return Err(StoreError::Invalid(format!(
+                "{name:?} is not a usable database name"
+            )));
         }
         let mut conn = target.clone().database("postgres").connect().await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut conn)
-            .await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut conn)
+                .await?;
         if exists {
             conn.close().await?;
             return Ok(false);
         }
         // CREATE DATABASE takes no parameters: quote the identifier instead.
         let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-        let created = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+        let created = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await;
         conn.close().await?;
         match created {
             Ok(_) => Ok(true),
@@ -92,11 +97,13 @@ impl Store {
 
     /// Makes sure the monthly audit partitions around now exist. Returns their names.
     pub async fn ensure_partitions(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT mutt_ensure_event_audit_partitions($1, $2)")
-            .bind(PARTITION_MONTHS_BACK)
-            .bind(PARTITION_MONTHS_AHEAD)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT mutt_ensure_event_audit_partitions($1, $2)")
+                .bind(PARTITION_MONTHS_BACK)
+                .bind(PARTITION_MONTHS_AHEAD)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Round trip to the server (readiness).

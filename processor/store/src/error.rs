@@ -21,7 +21,10 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Db(e) => match e {
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_) => true,
                 sqlx::Error::Database(d) => {
                     // Class 08 connection exceptions, 40 transaction rollback (serialization,
                     // deadlock), 53 insufficient resources, 57 operator intervention

@@ -30,7 +30,9 @@ impl Store {
                 match_string: r.try_get("match_string")?,
                 trap_oid: r.try_get("trap_oid")?,
                 syslog_severity: r.try_get("syslog_severity")?,
-                match_type: match_type.parse::<MatchType>().map_err(|e| StoreError::Invalid(e.to_string()))?,
+                match_type: match_type
+                    .parse::<MatchType>()
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
                 priority: r.try_get("priority")?,
                 prod_handling: r.try_get("prod_handling")?,
                 dev_handling: r.try_get("dev_handling")?,
@@ -41,9 +43,10 @@ impl Store {
         let dev_hosts: Vec<String> = sqlx::query_scalar("SELECT hostname FROM development_hosts")
             .fetch_all(&mut *tx)
             .await?;
-        let teams: Vec<(String, String)> = sqlx::query_as("SELECT hostname, team_assignment FROM device_teams")
-            .fetch_all(&mut *tx)
-            .await?;
+        let teams: Vec<(String, String)> =
+            sqlx::query_as("SELECT hostname, team_assignment FROM device_teams")
+                .fetch_all(&mut *tx)
+                .await?;
         tx.commit().await?;
         Ok(RuleSet::new(rules, dev_hosts, teams))
     }

@@ -4,8 +4,8 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Latency buckets for fast operations (HTTP handling, a batch, a DB write), in seconds.
@@ -90,7 +90,8 @@ fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeV
 }
 
 fn histogram(r: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
-    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())).expect("valid metric");
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+        .expect("valid metric");
     r.register(Box::new(h.clone())).expect("unique metric");
     h
 }
@@ -107,7 +108,12 @@ impl Metrics {
                 "Ingest requests by status and failure reason.",
                 &["status", "reason"],
             ),
-            ingest_events: counter_vec(&r, "mutt_ingest_events_total", "Events by ingest result.", &["result"]),
+            ingest_events: counter_vec(
+                &r,
+                "mutt_ingest_events_total",
+                "Events by ingest result.",
+                &["result"],
+            ),
             ingest_latency: histogram(
                 &r,
                 "mutt_ingest_latency_seconds",
@@ -136,17 +142,37 @@ impl Metrics {
                 "mutt_alerter_cache_reload_failures_total",
                 "Rule cache reloads that failed; the last good rules stay in use.",
             ),
-            alerter_reloads: counter(&r, "mutt_alerter_cache_reload_total", "Rule cache reloads that succeeded."),
-            alerter_rules: gauge(&r, "mutt_alerter_cache_rules_count", "Active rules in the cache."),
-            alerter_dev_hosts: gauge(&r, "mutt_alerter_cache_dev_hosts_count", "Development hosts in the cache."),
-            alerter_teams: gauge(&r, "mutt_alerter_cache_teams_count", "Device teams in the cache."),
+            alerter_reloads: counter(
+                &r,
+                "mutt_alerter_cache_reload_total",
+                "Rule cache reloads that succeeded.",
+            ),
+            alerter_rules: gauge(
+                &r,
+                "mutt_alerter_cache_rules_count",
+                "Active rules in the cache.",
+            ),
+            alerter_dev_hosts: gauge(
+                &r,
+                "mutt_alerter_cache_dev_hosts_count",
+                "Development hosts in the cache.",
+            ),
+            alerter_teams: gauge(
+                &r,
+                "mutt_alerter_cache_teams_count",
+                "Device teams in the cache.",
+            ),
             alerter_batch_latency: histogram(
                 &r,
                 "mutt_alerter_processing_latency_seconds",
                 "Time to process one batch of events, audit and alerts included.",
                 FAST_BUCKETS,
             ),
-            audit_rows: counter(&r, "mutt_audit_rows_written_total", "Event audit rows written."),
+            audit_rows: counter(
+                &r,
+                "mutt_audit_rows_written_total",
+                "Event audit rows written.",
+            ),
             audit_write_latency: histogram(
                 &r,
                 "mutt_db_write_latency_seconds",
@@ -183,11 +209,18 @@ impl Metrics {
                 "Errors talking to Redis or PostgreSQL, by role and dependency.",
                 &["role", "dependency"],
             ),
-            stream_length: gauge_vec(&r, "mutt_stream_length", "Entries in a stream.", &["stream"]),
+            stream_length: gauge_vec(
+                &r,
+                "mutt_stream_length",
+                "Entries in a stream.",
+                &["stream"],
+            ),
             build_info: gauge_vec(&r, "mutt_build_info", "Build information.", &["version"]),
             registry: r,
         };
-        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         m
     }
 

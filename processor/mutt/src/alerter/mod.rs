@@ -83,9 +83,13 @@ impl Alerter {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let stream = self.bus.names().events();
         let alerts = self.bus.names().alerts();
-        retry("create consumer group", &shutdown, || self.bus.ensure_group(&stream, ALERTER_GROUP)).await?;
         retry("create consumer group", &shutdown, || {
-            self.bus.ensure_group(&alerts, mutt_bus::names::FORWARDER_GROUP)
+            self.bus.ensure_group(&stream, ALERTER_GROUP)
+        })
+        .await?;
+        retry("create consumer group", &shutdown, || {
+            self.bus
+                .ensure_group(&alerts, mutt_bus::names::FORWARDER_GROUP)
         })
         .await?;
         retry_store("load rules", &shutdown, || self.rules.load(&self.store)).await?;
@@ -98,11 +102,17 @@ impl Alerter {
             shutdown.clone(),
         ));
         let reader = retry("open reader", &shutdown, || {
-            self.bus.reader(&stream, ALERTER_GROUP, &self.consumer, self.read_block)
+            self.bus
+                .reader(&stream, ALERTER_GROUP, &self.consumer, self.read_block)
         })
         .await?;
         let (tx, mut rx) = mpsc::channel::<Batch>(2);
-        let read_task = tokio::spawn(read_loop(reader, self.settings.batch_size, tx, shutdown.clone()));
+        let read_task = tokio::spawn(read_loop(
+            reader,
+            self.settings.batch_size,
+            tx,
+            shutdown.clone(),
+        ));
         while let Some(batch) = rx.recv().await {
             self.process(batch, &shutdown).await;
         }
@@ -117,7 +127,11 @@ impl Alerter {
     async fn process(&self, batch: Batch, shutdown: &CancellationToken) {
         let timer = metrics().alerter_batch_latency.start_timer();
         let rules = self.rules.get();
-        let outputs = match retry("count unhandled", shutdown, || self.evaluate(&batch.entries, &rules)).await {
+        let outputs = match retry("count unhandled", shutdown, || {
+            self.evaluate(&batch.entries, &rules)
+        })
+        .await
+        {
             Ok(o) => o,
             Err(_) => return,
         };
@@ -128,7 +142,11 @@ impl Alerter {
 
     /// Decodes, matches and counts unhandled fingerprints. The only I/O is the unhandled
     /// counter, done once per batch so that a retried write does not count twice.
-    async fn evaluate(&self, entries: &[StreamEntry], rules: &RuleSet) -> Result<Outputs, BusError> {
+    async fn evaluate(
+        &self,
+        entries: &[StreamEntry],
+        rules: &RuleSet,
+    ) -> Result<Outputs, BusError> {
         let mut out = Outputs::default();
         let mut unhandled: Vec<(Event, usize)> = Vec::new();
         let now = mutt_core::now_ms();
@@ -150,16 +168,25 @@ impl Alerter {
             };
             // Validated at ingest and checked again on decode: parsing cannot fail here.
             let Ok(time) = event.time() else {
-                out.poison.push((entry.clone(), "unparseable timestamp".into()));
+                out.poison
+                    .push((entry.clone(), "unparseable timestamp".into()));
                 continue;
             };
             let idx = out.ack.len();
             out.ack.push(entry.id.clone());
             match rules.evaluate(&event) {
-                Outcome::Handled { rule, handling, forward } => {
-                    metrics().alerter_events.with_label_values(&["handled"]).inc();
+                Outcome::Handled {
+                    rule,
+                    handling,
+                    forward,
+                } => {
+                    metrics()
+                        .alerter_events
+                        .with_label_values(&["handled"])
+                        .inc();
                     if forward {
-                        let alert = Alert::for_rule(&event, rule.id, handling, &rule.team_assignment, now);
+                        let alert =
+                            Alert::for_rule(&event, rule.id, handling, &rule.team_assignment, now);
                         match codec::encode_alert(&alert) {
                             Ok(p) => out.alerts.push(NewEntry::new(p, entry.trace())),
                             Err(e) => {
@@ -186,12 +213,16 @@ impl Alerter {
                     ));
                 }
                 Outcome::Unhandled => {
-                    metrics().alerter_events.with_label_values(&["unhandled"]).inc();
+                    metrics()
+                        .alerter_events
+                        .with_label_values(&["unhandled"])
+                        .inc();
                     unhandled.push((event, idx));
                 }
             }
         }
-        self.meta_alerts(&mut out, unhandled, entries, rules, now).await?;
+        self.meta_alerts(&mut out, unhandled, entries, rules, now)
+            .await?;
         Ok(out)
     }
 
@@ -271,7 +302,10 @@ impl Alerter {
                 idx,
             ));
             metrics().alerter_meta_alerts.inc();
-            metrics().alerter_alerts.with_label_values(&["unhandled"]).inc();
+            metrics()
+                .alerter_alerts
+                .with_label_values(&["unhandled"])
+                .inc();
             tracing::info!(hostname = %event.hostname, fingerprint = %group.fingerprint, alert_id = %alert.id, "unhandled flood: meta-alert");
         }
         Ok(())
@@ -297,7 +331,9 @@ impl Alerter {
                     last_failure_ms: now,
                 })
                 .collect();
-            retry("dead-letter", shutdown, || self.bus.move_to_dlq(&letters)).await.map_err(|_| ())?;
+            retry("dead-letter", shutdown, || self.bus.move_to_dlq(&letters))
+                .await
+                .map_err(|_| ())?;
             metrics()
                 .alerter_events
                 .with_label_values(&["poison"])
@@ -314,8 +350,13 @@ impl Alerter {
         }
         let alerts_stream = self.bus.names().alerts();
         retry("append alerts", shutdown, || {
-            self.bus
-                .ack_and_append(&stream, ALERTER_GROUP, &out.ack, &alerts_stream, &out.alerts)
+            self.bus.ack_and_append(
+                &stream,
+                ALERTER_GROUP,
+                &out.ack,
+                &alerts_stream,
+                &out.alerts,
+            )
         })
         .await
         .map_err(|_| ())
@@ -324,7 +365,11 @@ impl Alerter {
     /// Inserts the audit rows. Returns the indexes (into `ack`) of entries whose rows
     /// PostgreSQL refuses for good, found by inserting one by one after a batch fails
     /// for a reason that retrying cannot fix.
-    async fn write_audit(&self, audit: &[(AuditRow, usize)], shutdown: &CancellationToken) -> Result<Vec<(usize, String)>, ()> {
+    async fn write_audit(
+        &self,
+        audit: &[(AuditRow, usize)],
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<(usize, String)>, ()> {
         let rows: Vec<AuditRow> = audit.iter().map(|(r, _)| r.clone()).collect();
         let mut attempt = 0;
         loop {
@@ -350,7 +395,11 @@ impl Alerter {
                     tracing::warn!(error = %e, "audit batch refused; writing rows one by one");
                     let mut refused = Vec::new();
                     for (row, idx) in audit {
-                        match self.store.insert_event_audit(std::slice::from_ref(row)).await {
+                        match self
+                            .store
+                            .insert_event_audit(std::slice::from_ref(row))
+                            .await
+                        {
                             Ok(n) => metrics().audit_rows.inc_by(n),
                             Err(e) if e.is_transient() => return Err(()),
                             Err(e) => refused.push((*idx, e.to_string())),
@@ -364,7 +413,12 @@ impl Alerter {
 
     /// Moves the entries whose audit rows were refused to the DLQ and takes them and
     /// their alerts out of the batch.
-    async fn drop_refused(&self, mut out: Outputs, refused: Vec<(usize, String)>, shutdown: &CancellationToken) -> Result<Outputs, ()> {
+    async fn drop_refused(
+        &self,
+        mut out: Outputs,
+        refused: Vec<(usize, String)>,
+        shutdown: &CancellationToken,
+    ) -> Result<Outputs, ()> {
         let stream = self.bus.names().events();
         let now = mutt_core::now_ms();
         let refused_ids: HashMap<String, String> = refused
@@ -372,7 +426,11 @@ impl Alerter {
             .filter_map(|(idx, why)| out.ack.get(idx).map(|id| (id.clone(), why)))
             .collect();
         // The entries are re-read by id to dead-letter them with their original fields.
-        let entries = self.bus.entries_by_id(&stream, refused_ids.keys()).await.map_err(|_| ())?;
+        let entries = self
+            .bus
+            .entries_by_id(&stream, refused_ids.keys())
+            .await
+            .map_err(|_| ())?;
         let letters: Vec<DeadLetter<'_>> = entries
             .iter()
             .map(|entry| DeadLetter {
@@ -381,21 +439,29 @@ impl Alerter {
                 group: ALERTER_GROUP,
                 consumer: &self.consumer,
                 delivery_count: 1,
-                last_error: refused_ids.get(&entry.id).map_or("audit refused", String::as_str),
+                last_error: refused_ids
+                    .get(&entry.id)
+                    .map_or("audit refused", String::as_str),
                 first_failure_ms: now,
                 last_failure_ms: now,
             })
             .collect();
-        retry("dead-letter", shutdown, || self.bus.move_to_dlq(&letters)).await.map_err(|_| ())?;
+        retry("dead-letter", shutdown, || self.bus.move_to_dlq(&letters))
+            .await
+            .map_err(|_| ())?;
         // Alerts of refused events are dropped with them: an alert is only sent for an
         // audited decision. They are recognisable by the event id they carry.
         let refused_event_ids: Vec<String> = entries
             .iter()
-            .filter_map(|e| e.payload().and_then(|p| codec::decode_event(p, &self.limits).ok()))
+            .filter_map(|e| {
+                e.payload()
+                    .and_then(|p| codec::decode_event(p, &self.limits).ok())
+            })
             .map(|e| e.id)
             .collect();
         out.alerts.retain(|a| {
-            codec::decode_alert(&a.payload, &self.limits).map_or(true, |al| !refused_event_ids.contains(&al.event.id))
+            codec::decode_alert(&a.payload, &self.limits)
+                .map_or(true, |al| !refused_event_ids.contains(&al.event.id))
         });
         out.ack.retain(|id| !refused_ids.contains_key(id));
         metrics()
@@ -409,7 +475,12 @@ impl Alerter {
 /// Reads batches until `shutdown`, handing them to the processor. Reading runs in its own
 /// task so that a blocking read is never cancelled half-way (its entries would be
 /// delivered to us and then dropped).
-async fn read_loop(mut reader: GroupReader, count: usize, tx: mpsc::Sender<Batch>, shutdown: CancellationToken) {
+async fn read_loop(
+    mut reader: GroupReader,
+    count: usize,
+    tx: mpsc::Sender<Batch>,
+    shutdown: CancellationToken,
+) {
     let mut attempt = 0;
     while !shutdown.is_cancelled() {
         match reader.read(count).await {
@@ -445,7 +516,11 @@ pub(crate) async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken)
 
 /// Retries `f` on transient Redis errors with backoff until it succeeds, fails for good
 /// (returned at once), or shutdown interrupts.
-pub(crate) async fn retry<T, F, Fut>(what: &str, shutdown: &CancellationToken, mut f: F) -> Result<T, BusError>
+pub(crate) async fn retry<T, F, Fut>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut f: F,
+) -> Result<T, BusError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, BusError>>,
@@ -474,7 +549,11 @@ where
 }
 
 /// [`retry`] for PostgreSQL.
-pub(crate) async fn retry_store<T, F, Fut>(what: &str, shutdown: &CancellationToken, mut f: F) -> Result<T, StoreError>
+pub(crate) async fn retry_store<T, F, Fut>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut f: F,
+) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,

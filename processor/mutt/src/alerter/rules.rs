@@ -52,7 +52,12 @@ impl RuleCache {
                 for (id, err) in rules.rejected() {
                     tracing::warn!(rule_id = id, error = %err, "rule skipped: it cannot be compiled");
                 }
-                tracing::debug!(rules = rules.len(), dev_hosts = rules.dev_host_count(), teams = rules.team_count(), "rules loaded");
+                tracing::debug!(
+                    rules = rules.len(),
+                    dev_hosts = rules.dev_host_count(),
+                    teams = rules.team_count(),
+                    "rules loaded"
+                );
                 self.set(rules);
                 metrics().alerter_reloads.inc();
                 Ok(())

@@ -38,7 +38,9 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let text = match &cli.config {
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("--config {}", p.display()))?),
+        Some(p) => {
+            Some(std::fs::read_to_string(p).with_context(|| format!("--config {}", p.display()))?)
+        }
         None => None,
     };
     let path = cli.config.as_ref().map(|p| p.display().to_string());
@@ -48,9 +50,9 @@ fn main() -> anyhow::Result<()> {
     };
     // The default consumer name is the host name and pid; HOSTNAME is not always exported.
     let env = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .or_else(|| (k == "HOSTNAME").then(|| gethostname::gethostname().to_string_lossy().into_owned()))
+        std::env::var(k).ok().or_else(|| {
+            (k == "HOSTNAME").then(|| gethostname::gethostname().to_string_lossy().into_owned())
+        })
     };
     let settings = Sources::new(env, file)
         .and_then(|s| Settings::load(&s))
@@ -58,7 +60,9 @@ fn main() -> anyhow::Result<()> {
     mutt_telemetry::init_logging(&settings.log_level, settings.log_format == LogFormat::Json)
         .map_err(|e| anyhow::anyhow!("MUTT_LOG_LEVEL: {e}"))?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         mutt::shutdown::on_signal(shutdown.clone());
@@ -67,7 +71,15 @@ fn main() -> anyhow::Result<()> {
             Command::Ingest => app::run(&[Role::Ingest], settings, false, shutdown).await,
             Command::Alerter => app::run(&[Role::Alerter], settings, false, shutdown).await,
             Command::Forwarder => app::run(&[Role::Forwarder], settings, false, shutdown).await,
-            Command::All => app::run(&[Role::Ingest, Role::Alerter, Role::Forwarder], settings, true, shutdown).await,
+            Command::All => {
+                app::run(
+                    &[Role::Ingest, Role::Alerter, Role::Forwarder],
+                    settings,
+                    true,
+                    shutdown,
+                )
+                .await
+            }
         };
         if let Err(e) = &r {
             tracing::error!(error = %format!("{e:#}"), "mutt failed");

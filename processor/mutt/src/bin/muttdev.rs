@@ -21,7 +21,11 @@ enum Command {
     /// and device teams (rules only when the table is empty).
     Seed {
         /// PostgreSQL URL.
-        #[arg(long, env = "MUTT_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/mutt")]
+        #[arg(
+            long,
+            env = "MUTT_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/mutt"
+        )]
         database_url: String,
     },
     /// Posts sample events to ingest and reports the accepted rate.
@@ -130,11 +134,17 @@ async fn main() -> anyhow::Result<()> {
             stop.cancel();
         }
         Command::Status { ops } => {
-            let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?;
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(3))
+                .build()?;
             for path in ["health", "ready"] {
                 let url = format!("{}/{path}", ops.trim_end_matches('/'));
                 match client.get(&url).send().await {
-                    Ok(r) => println!("{path}: {} {}", r.status(), r.text().await.unwrap_or_default()),
+                    Ok(r) => println!(
+                        "{path}: {} {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    ),
                     Err(e) => println!("{path}: unreachable ({e})"),
                 }
             }

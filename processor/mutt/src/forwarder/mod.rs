@@ -79,16 +79,26 @@ impl Forwarder {
     /// read but not yet sent stay pending for a later delivery.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let stream = self.bus.names().alerts();
-        retry("create consumer group", &shutdown, || self.bus.ensure_group(&stream, FORWARDER_GROUP)).await?;
+        retry("create consumer group", &shutdown, || {
+            self.bus.ensure_group(&stream, FORWARDER_GROUP)
+        })
+        .await?;
         let reader = retry("open reader", &shutdown, || {
-            self.bus.reader(&stream, FORWARDER_GROUP, &self.consumer, self.read_block)
+            self.bus
+                .reader(&stream, FORWARDER_GROUP, &self.consumer, self.read_block)
         })
         .await?;
         // Alerts held at once: enough to keep every delivery slot busy plus a batch.
         let capacity = self.settings.concurrency * 2 + self.settings.batch_size;
         let permits = Arc::new(Semaphore::new(capacity));
         let (tx, mut rx) = mpsc::channel::<(StreamEntry, OwnedSemaphorePermit)>(capacity);
-        let read_task = tokio::spawn(read_loop(reader, self.settings.batch_size, permits, tx, shutdown.clone()));
+        let read_task = tokio::spawn(read_loop(
+            reader,
+            self.settings.batch_size,
+            permits,
+            tx,
+            shutdown.clone(),
+        ));
         tracing::info!(consumer = %self.consumer, "forwarder started");
 
         let me = Arc::new(self);
@@ -149,7 +159,8 @@ impl Forwarder {
                 break;
             }
         }
-        me.flush(&mut acks, &mut dead, &mut held, &CancellationToken::new()).await;
+        me.flush(&mut acks, &mut dead, &mut held, &CancellationToken::new())
+            .await;
         drop(rx);
         let _ = read_task.await;
         tracing::info!(consumer = %me.consumer, left_pending = held.len(), "forwarder stopped");
@@ -227,7 +238,10 @@ impl Forwarder {
                 }
                 acks.push(id);
             }
-            Delivery::Retry { reason, retry_after } => {
+            Delivery::Retry {
+                reason,
+                retry_after,
+            } => {
                 m.moog_requests.with_label_values(&["fail", &reason]).inc();
                 h.attempts += 1;
                 let now = mutt_core::now_ms();
@@ -266,7 +280,11 @@ impl Forwarder {
     ) {
         let stream = self.bus.names().alerts();
         if !acks.is_empty() {
-            match retry("acknowledge alerts", shutdown, || self.bus.ack(&stream, FORWARDER_GROUP, acks)).await {
+            match retry("acknowledge alerts", shutdown, || {
+                self.bus.ack(&stream, FORWARDER_GROUP, acks)
+            })
+            .await
+            {
                 Ok(_) => {
                     metrics()
                         .moog_alerts
@@ -303,7 +321,10 @@ impl Forwarder {
                 })
                 .collect();
             let n = letters.len() as u64;
-            let moved = retry("dead-letter alerts", shutdown, || self.bus.move_to_dlq(&letters)).await;
+            let moved = retry("dead-letter alerts", shutdown, || {
+                self.bus.move_to_dlq(&letters)
+            })
+            .await;
             drop(letters);
             if moved.is_ok() {
                 metrics().moog_alerts.with_label_values(&["dlq"]).inc_by(n);
@@ -356,7 +377,9 @@ async fn read_loop(
                     .inc();
                 tracing::warn!(error = %e, "reading alerts failed; retrying");
                 drop(pool);
-                if sleep_or_shutdown(Duration::from_millis(100u64 << attempt.min(5)), &shutdown).await {
+                if sleep_or_shutdown(Duration::from_millis(100u64 << attempt.min(5)), &shutdown)
+                    .await
+                {
                     return;
                 }
                 attempt += 1;

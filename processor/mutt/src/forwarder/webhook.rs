@@ -40,7 +40,12 @@ pub struct Webhook {
 
 impl Webhook {
     /// A client for `url` with a per-request `timeout`.
-    pub fn new(url: &str, token: Option<Secret>, timeout: Duration, concurrency: usize) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        url: &str,
+        token: Option<Secret>,
+        timeout: Duration,
+        concurrency: usize,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
@@ -93,7 +98,10 @@ async fn classify(resp: reqwest::Response) -> Delivery {
     if status.is_success() {
         return Delivery::Delivered;
     }
-    if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+    if status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+    {
         let retry_after = resp
             .headers()
             .get(RETRY_AFTER)
@@ -118,7 +126,8 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let when =
+        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
     let delta = when - time::OffsetDateTime::now_utc();
     Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
 }
@@ -130,7 +139,10 @@ mod tests {
     #[test]
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -15,12 +15,18 @@ pub enum BodyKind {
 /// Reads the media type of a `Content-Type` value, ignoring parameters (`charset`).
 pub fn body_kind(content_type: Option<&str>) -> Option<BodyKind> {
     let ct = content_type?;
-    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match media.as_str() {
         "application/json" => Some(BodyKind::Json),
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
-            Some(BodyKind::Ndjson)
-        }
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines" => Some(BodyKind::Ndjson),
         m if m.starts_with("application/") && m.ends_with("+json") => Some(BodyKind::Json),
         _ => None,
     }
@@ -53,7 +59,8 @@ pub enum BodyError {
 pub fn parse(bytes: &[u8], kind: BodyKind, max_items: usize) -> Result<Parsed, BodyError> {
     match kind {
         BodyKind::Json => {
-            let v: Value = serde_json::from_slice(bytes).map_err(|e| BodyError::Malformed(describe(&e)))?;
+            let v: Value =
+                serde_json::from_slice(bytes).map_err(|e| BodyError::Malformed(describe(&e)))?;
             match v {
                 Value::Array(items) => {
                     if items.is_empty() {
@@ -78,8 +85,16 @@ pub fn parse(bytes: &[u8], kind: BodyKind, max_items: usize) -> Result<Parsed, B
                     continue;
                 }
                 if items.len() == max_items {
-                    let count = max_items + 1 + bytes.split(|&b| b == b'\n').count().saturating_sub(items.len() + 1);
-                    return Err(BodyError::TooMany { count, max: max_items });
+                    let count = max_items
+                        + 1
+                        + bytes
+                            .split(|&b| b == b'\n')
+                            .count()
+                            .saturating_sub(items.len() + 1);
+                    return Err(BodyError::TooMany {
+                        count,
+                        max: max_items,
+                    });
                 }
                 items.push(serde_json::from_slice::<Value>(line).map_err(|e| describe(&e)));
             }
@@ -101,21 +116,47 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(body_kind(Some("application/json; charset=utf-8")), Some(BodyKind::Json));
-        assert_eq!(body_kind(Some("Application/X-NDJSON")), Some(BodyKind::Ndjson));
-        assert_eq!(body_kind(Some("application/cloudevents+json")), Some(BodyKind::Json));
+        assert_eq!(
+            body_kind(Some("application/json; charset=utf-8")),
+            Some(BodyKind::Json)
+        );
+        assert_eq!(
+            body_kind(Some("Application/X-NDJSON")),
+            Some(BodyKind::Ndjson)
+        );
+        assert_eq!(
+            body_kind(Some("application/cloudevents+json")),
+            Some(BodyKind::Json)
+        );
         assert_eq!(body_kind(Some("text/plain")), None);
         assert_eq!(body_kind(None), None);
     }
 
     #[test]
     fn shapes() {
-        assert!(matches!(parse(b"{\"a\":1}", BodyKind::Json, 10), Ok(Parsed::Single(_))));
-        assert!(matches!(parse(b"[{},{}]", BodyKind::Json, 10), Ok(Parsed::Batch(v)) if v.len() == 2));
-        assert_eq!(parse(b"[]", BodyKind::Json, 10).unwrap_err(), BodyError::Empty);
-        assert!(matches!(parse(b"[1,2,3]", BodyKind::Json, 2), Err(BodyError::TooMany { count: 3, max: 2 })));
-        assert!(matches!(parse(b"{\"a\":", BodyKind::Json, 10), Err(BodyError::Malformed(_))));
-        assert!(matches!(parse(b"\"\xff\"", BodyKind::Json, 10), Err(BodyError::Malformed(_))));
+        assert!(matches!(
+            parse(b"{\"a\":1}", BodyKind::Json, 10),
+            Ok(Parsed::Single(_))
+        ));
+        assert!(
+            matches!(parse(b"[{},{}]", BodyKind::Json, 10), Ok(Parsed::Batch(v)) if v.len() == 2)
+        );
+        assert_eq!(
+            parse(b"[]", BodyKind::Json, 10).unwrap_err(),
+            BodyError::Empty
+        );
+        assert!(matches!(
+            parse(b"[1,2,3]", BodyKind::Json, 2),
+            Err(BodyError::TooMany { count: 3, max: 2 })
+        ));
+        assert!(matches!(
+            parse(b"{\"a\":", BodyKind::Json, 10),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(b"\"\xff\"", BodyKind::Json, 10),
+            Err(BodyError::Malformed(_))
+        ));
         match parse(b"{\"a\":1}\r\n\n{bad\n{\"b\":2}\n", BodyKind::Ndjson, 10).unwrap() {
             Parsed::Batch(v) => {
                 assert_eq!(v.len(), 3);
@@ -123,7 +164,13 @@ mod tests {
             }
             p => panic!("{p:?}"),
         }
-        assert_eq!(parse(b"\n \n", BodyKind::Ndjson, 10).unwrap_err(), BodyError::Empty);
-        assert!(matches!(parse(b"{}\n{}\n{}\n", BodyKind::Ndjson, 2), Err(BodyError::TooMany { .. })));
+        assert_eq!(
+            parse(b"\n \n", BodyKind::Ndjson, 10).unwrap_err(),
+            BodyError::Empty
+        );
+        assert!(matches!(
+            parse(b"{}\n{}\n{}\n", BodyKind::Ndjson, 2),
+            Err(BodyError::TooMany { .. })
+        ));
     }
 }

@@ -36,7 +36,8 @@ const V1_DEPRECATED_AT: i64 = 1_793_491_200;
 /// When v1 goes away (RFC 8594 `Sunset`).
 const V1_SUNSET: &str = "Wed, 30 Jun 2027 23:59:59 GMT";
 /// Where v1 clients should look.
-const V1_LINK: &str = "</api/v2/ingest>; rel=\"successor-version\", </docs/api/ingest>; rel=\"deprecation\"";
+const V1_LINK: &str =
+    "</api/v2/ingest>; rel=\"successor-version\", </docs/api/ingest>; rel=\"deprecation\"";
 
 /// Seconds a client should wait before retrying when Redis is unavailable.
 const RETRY_AFTER_UNAVAILABLE: u64 = 2;
@@ -63,41 +64,80 @@ pub fn app(state: Arc<IngestState>) -> Router {
         .route("/api/v1/ingest", post(ingest_v1))
         .route("/ingest", post(ingest_v1))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .layer(middleware::from_fn(correlation))
         .with_state(state)
 }
 
 /// Serves ingest until `shutdown`; requests in flight are answered first.
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<IngestState>, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<IngestState>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }
 
-/// Counts a refused request.
-fn refuse(reason: &'static str, err: ApiError) -> Response {
-    metrics().ingest_requests.with_label_values(&["fail", reason]).inc();
-    err.into_response()
+/// A refused request: the error answer and the reason it is counted under.
+#[derive(Debug)]
+struct Refused {
+    reason: &'static str,
+    error: Box<ApiError>,
 }
 
-fn check_key(state: &IngestState, headers: &HeaderMap, cid: &str) -> Result<(), Response> {
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        metrics()
+            .ingest_requests
+            .with_label_values(&["fail", self.reason])
+            .inc();
+        self.error.into_response()
+    }
+}
+
+fn refuse(reason: &'static str, error: ApiError) -> Refused {
+    Refused {
+        reason,
+        error: Box::new(error),
+    }
+}
+
+fn check_key(state: &IngestState, headers: &HeaderMap, cid: &str) -> Result<(), Refused> {
     let Some(key) = presented_key(headers) else {
         return Err(refuse(
             "auth",
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing X-API-Key header", cid),
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing X-API-Key header",
+                cid,
+            ),
         ));
     };
     if state.keys.verify(key).is_none() {
         return Err(refuse(
             "auth",
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid API key", cid),
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "invalid API key",
+                cid,
+            ),
         ));
     }
     Ok(())
 }
 
-fn read_body(body: Result<Bytes, BytesRejection>, limit: usize, cid: &str) -> Result<Bytes, Response> {
+fn read_body(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+    cid: &str,
+) -> Result<Bytes, Refused> {
     body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             refuse(
@@ -112,7 +152,12 @@ fn read_body(body: Result<Bytes, BytesRejection>, limit: usize, cid: &str) -> Re
         } else {
             refuse(
                 "json",
-                ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", r.body_text(), cid),
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    r.body_text(),
+                    cid,
+                ),
             )
         }
     })
@@ -133,7 +178,13 @@ fn trace_context(headers: &HeaderMap) -> TraceContext {
 }
 
 /// Validates and encodes one item.
-fn prepare(state: &IngestState, item: Value, cid: &str, now_ms: i64, trace: &TraceContext) -> Result<(String, NewEntry), ValidationError> {
+fn prepare(
+    state: &IngestState,
+    item: Value,
+    cid: &str,
+    now_ms: i64,
+    trace: &TraceContext,
+) -> Result<(String, NewEntry), ValidationError> {
     let id = uuid::Uuid::now_v7().to_string();
     let envelope = Envelope {
         id: id.clone(),
@@ -161,7 +212,7 @@ fn item_error(index: usize, e: &ValidationError) -> Value {
     json!({"index": index, "field": e.field, "code": e.code, "message": e.message})
 }
 
-async fn append(state: &IngestState, entries: &[NewEntry], cid: &str) -> Result<(), Response> {
+async fn append(state: &IngestState, entries: &[NewEntry], cid: &str) -> Result<(), Refused> {
     state.bus.append(&state.stream, entries).await.map(|_| ()).map_err(|e| {
         tracing::warn!(error = %e, correlation_id = cid, "ingest: cannot append to redis");
         metrics()
@@ -188,47 +239,55 @@ async fn ingest_v2(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let timer = metrics().ingest_latency.start_timer();
-    let resp = handle_v2(&state, &cid, &headers, body).await;
+    let resp = handle_v2(&state, &cid, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
     timer.observe_duration();
     resp
 }
 
-async fn handle_v2(state: &IngestState, cid: &str, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    if let Err(r) = check_key(state, headers, cid) {
-        return r;
-    }
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+async fn handle_v2(
+    state: &IngestState,
+    cid: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Refused> {
+    check_key(state, headers, cid)?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let Some(kind) = body_kind(ct) else {
-        return refuse(
+        return Err(refuse(
             "content_type",
             ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 format!(
-                    "Content-Type {:?} is not accepted; use application/json (an object or an array) or application/x-ndjson",
+                    "Content-Type {:?} is not accepted; use application/json (an object or an array) \
+                     or application/x-ndjson",
                     ct.unwrap_or("(none)")
                 ),
                 cid,
             ),
-        );
+        ));
     };
-    let bytes = match read_body(body, state.settings.max_body_bytes, cid) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let parsed = match body::parse(&bytes, kind, state.settings.max_batch_items) {
-        Ok(p) => p,
-        Err(BodyError::Malformed(m)) => {
-            return refuse("json", ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", m, cid));
-        }
-        Err(BodyError::Empty) => {
-            return refuse(
+    let bytes = read_body(body, state.settings.max_body_bytes, cid)?;
+    let parsed =
+        body::parse(&bytes, kind, state.settings.max_batch_items).map_err(|e| match e {
+            BodyError::Malformed(m) => refuse(
+                "json",
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", m, cid),
+            ),
+            BodyError::Empty => refuse(
                 "validation",
-                ApiError::new(StatusCode::BAD_REQUEST, "empty_batch", "the body holds no events", cid),
-            );
-        }
-        Err(BodyError::TooMany { count, max }) => {
-            return refuse(
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "empty_batch",
+                    "the body holds no events",
+                    cid,
+                ),
+            ),
+            BodyError::TooMany { count, max } => refuse(
                 "too_large",
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -236,71 +295,81 @@ async fn handle_v2(state: &IngestState, cid: &str, headers: &HeaderMap, body: Re
                     format!("{count} events in one request; at most {max} are accepted"),
                     cid,
                 ),
-            );
-        }
-    };
+            ),
+        })?;
     let now = mutt_core::now_ms();
     let trace = trace_context(headers);
-    match parsed {
-        Parsed::Single(item) => match prepare(state, item, cid, now, &trace) {
-            Ok((id, entry)) => {
-                if let Err(r) = append(state, std::slice::from_ref(&entry), cid).await {
-                    return r;
-                }
-                metrics().ingest_requests.with_label_values(&["success", ""]).inc();
-                metrics().ingest_events.with_label_values(&["accepted"]).inc();
-                accepted(json!({"accepted": 1, "rejected": 0, "event_id": id, "errors": [], "correlation_id": cid}))
-            }
-            Err(e) => {
-                metrics().ingest_events.with_label_values(&["rejected"]).inc();
+    let items = match parsed {
+        Parsed::Single(item) => {
+            let (id, entry) = prepare(state, item, cid, now, &trace).map_err(|e| {
+                metrics()
+                    .ingest_events
+                    .with_label_values(&["rejected"])
+                    .inc();
                 refuse(
                     "validation",
                     ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", e.to_string(), cid)
-                        .details(json!({"accepted": 0, "rejected": 1, "errors": [item_error(0, &e)]})),
+                        .details(
+                            json!({"accepted": 0, "rejected": 1, "errors": [item_error(0, &e)]}),
+                        ),
                 )
-            }
-        },
-        Parsed::Batch(items) => {
-            let total = items.len();
-            let mut entries = Vec::with_capacity(total);
-            let mut errors = Vec::new();
-            for (i, item) in items.into_iter().enumerate() {
-                let r = item
-                    .map_err(|m| ValidationError::new("event", "malformed_json", m))
-                    .and_then(|v| prepare(state, v, cid, now, &trace));
-                match r {
-                    Ok((_, entry)) => entries.push(entry),
-                    Err(e) => errors.push(item_error(i, &e)),
-                }
-            }
-            let n = entries.len();
+            })?;
+            append(state, std::slice::from_ref(&entry), cid).await?;
             metrics()
-                .ingest_events
-                .with_label_values(&["rejected"])
-                .inc_by(errors.len() as u64);
-            if n == 0 {
-                return refuse(
-                    "validation",
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_events",
-                        format!("none of the {total} events is valid"),
-                        cid,
-                    )
-                    .details(json!({"accepted": 0, "rejected": errors.len(), "errors": errors})),
-                );
-            }
-            if let Err(r) = append(state, &entries, cid).await {
-                return r;
-            }
-            metrics().ingest_requests.with_label_values(&["success", ""]).inc();
+                .ingest_requests
+                .with_label_values(&["success", ""])
+                .inc();
             metrics()
                 .ingest_events
                 .with_label_values(&["accepted"])
-                .inc_by(n as u64);
-            accepted(json!({"accepted": n, "rejected": errors.len(), "errors": errors, "correlation_id": cid}))
+                .inc();
+            return Ok(accepted(
+                json!({"accepted": 1, "rejected": 0, "event_id": id, "errors": [], "correlation_id": cid}),
+            ));
+        }
+        Parsed::Batch(items) => items,
+    };
+    let total = items.len();
+    let mut entries = Vec::with_capacity(total);
+    let mut errors = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let r = item
+            .map_err(|m| ValidationError::new("event", "malformed_json", m))
+            .and_then(|v| prepare(state, v, cid, now, &trace));
+        match r {
+            Ok((_, entry)) => entries.push(entry),
+            Err(e) => errors.push(item_error(i, &e)),
         }
     }
+    let n = entries.len();
+    metrics()
+        .ingest_events
+        .with_label_values(&["rejected"])
+        .inc_by(errors.len() as u64);
+    if n == 0 {
+        return Err(refuse(
+            "validation",
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_events",
+                format!("none of the {total} events is valid"),
+                cid,
+            )
+            .details(json!({"accepted": 0, "rejected": errors.len(), "errors": errors})),
+        ));
+    }
+    append(state, &entries, cid).await?;
+    metrics()
+        .ingest_requests
+        .with_label_values(&["success", ""])
+        .inc();
+    metrics()
+        .ingest_events
+        .with_label_values(&["accepted"])
+        .inc_by(n as u64);
+    Ok(accepted(
+        json!({"accepted": n, "rejected": errors.len(), "errors": errors, "correlation_id": cid}),
+    ))
 }
 
 fn accepted(body: Value) -> Response {
@@ -309,15 +378,25 @@ fn accepted(body: Value) -> Response {
 
 fn deprecated(mut resp: Response) -> Response {
     let h = resp.headers_mut();
-    h.insert("deprecation", HeaderValue::from_str(&format!("@{V1_DEPRECATED_AT}")).expect("ascii"));
+    h.insert(
+        "deprecation",
+        HeaderValue::from_str(&format!("@{V1_DEPRECATED_AT}")).expect("ascii"),
+    );
     h.insert("sunset", HeaderValue::from_static(V1_SUNSET));
     h.insert(header::LINK, HeaderValue::from_static(V1_LINK));
     resp
 }
 
 /// v1 errors keep the v1 fields (`status`, `message`) next to the v2 error object.
-fn v1_error(reason: &'static str, status: StatusCode, code: &'static str, message: String, cid: &str) -> Response {
-    let e = ApiError::new(status, code, message.clone(), cid).details(json!({"status": "error", "message": message}));
+fn v1_error(
+    reason: &'static str,
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    cid: &str,
+) -> Refused {
+    let e = ApiError::new(status, code, message.clone(), cid)
+        .details(json!({"status": "error", "message": message}));
     refuse(reason, e)
 }
 
@@ -328,71 +407,87 @@ async fn ingest_v1(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let timer = metrics().ingest_latency.start_timer();
-    let resp = deprecated(handle_v1(&state, &cid, &headers, body).await);
+    let resp = deprecated(
+        handle_v1(&state, &cid, &headers, body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+    );
     timer.observe_duration();
     resp
 }
 
-async fn handle_v1(state: &IngestState, cid: &str, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    if let Err(r) = check_key(state, headers, cid) {
-        return r;
-    }
-    let bytes = match read_body(body, state.settings.max_body_bytes, cid) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+async fn handle_v1(
+    state: &IngestState,
+    cid: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Refused> {
+    check_key(state, headers, cid)?;
+    let bytes = read_body(body, state.settings.max_body_bytes, cid)?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     if body_kind(ct) != Some(BodyKind::Json) {
-        return v1_error(
+        return Err(v1_error(
             "content_type",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "v1 accepts one JSON object with Content-Type application/json".into(),
             cid,
-        );
+        ));
     }
-    let item: Value = match serde_json::from_slice(&bytes) {
+    let item = match serde_json::from_slice::<Value>(&bytes) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => {
-            return v1_error(
+            return Err(v1_error(
                 "json",
                 StatusCode::BAD_REQUEST,
                 "malformed_body",
                 "v1 accepts one JSON object; send arrays to /api/v2/ingest".into(),
                 cid,
-            );
+            ));
         }
         Err(e) => {
-            return v1_error("json", StatusCode::BAD_REQUEST, "malformed_body", format!("not valid JSON: {e}"), cid);
+            return Err(v1_error(
+                "json",
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                format!("not valid JSON: {e}"),
+                cid,
+            ));
         }
     };
     let trace = trace_context(headers);
-    match prepare(state, item, cid, mutt_core::now_ms(), &trace) {
-        Ok((id, entry)) => {
-            if let Err(r) = append(state, std::slice::from_ref(&entry), cid).await {
-                return r;
-            }
-            metrics().ingest_requests.with_label_values(&["success", ""]).inc();
-            metrics().ingest_events.with_label_values(&["accepted"]).inc();
-            let depth = tokio::time::timeout(Duration::from_millis(500), state.bus.len(&state.stream))
-                .await
-                .ok()
-                .and_then(Result::ok);
-            (
-                StatusCode::OK,
-                axum::Json(json!({"status": "queued", "correlation_id": cid, "event_id": id, "queue_depth": depth})),
-            )
-                .into_response()
-        }
-        Err(e) => {
-            metrics().ingest_events.with_label_values(&["rejected"]).inc();
-            v1_error(
-                "validation",
-                StatusCode::BAD_REQUEST,
-                "invalid_event",
-                e.to_string(),
-                cid,
-            )
-        }
-    }
+    let (id, entry) = prepare(state, item, cid, mutt_core::now_ms(), &trace).map_err(|e| {
+        metrics()
+            .ingest_events
+            .with_label_values(&["rejected"])
+            .inc();
+        v1_error(
+            "validation",
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+            e.to_string(),
+            cid,
+        )
+    })?;
+    append(state, std::slice::from_ref(&entry), cid).await?;
+    metrics()
+        .ingest_requests
+        .with_label_values(&["success", ""])
+        .inc();
+    metrics()
+        .ingest_events
+        .with_label_values(&["accepted"])
+        .inc();
+    // v1 reported the queue depth; a slow answer is not worth delaying the client for.
+    let depth = tokio::time::timeout(Duration::from_millis(500), state.bus.len(&state.stream))
+        .await
+        .ok()
+        .and_then(Result::ok);
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({"status": "queued", "correlation_id": cid, "event_id": id, "queue_depth": depth})),
+    )
+        .into_response())
 }

@@ -53,7 +53,9 @@ impl LoadReport {
 /// number (`seq`), so that every event is distinct and lands in the current partition.
 pub fn build_events(n: u64) -> Vec<Value> {
     let samples = super::samples::all_events();
-    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+    let now = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default();
     (0..n)
         .map(|i| {
             let mut e = samples[(i as usize) % samples.len()].clone();
@@ -77,7 +79,10 @@ pub async fn run(plan: &LoadPlan) -> anyhow::Result<LoadReport> {
         .chunks(plan.batch.max(1))
         .map(|c| serde_json::to_vec(c).unwrap_or_default())
         .collect();
-    let sizes: Vec<u64> = events.chunks(plan.batch.max(1)).map(|c| c.len() as u64).collect();
+    let sizes: Vec<u64> = events
+        .chunks(plan.batch.max(1))
+        .map(|c| c.len() as u64)
+        .collect();
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
@@ -88,8 +93,20 @@ pub async fn run(plan: &LoadPlan) -> anyhow::Result<LoadReport> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..plan.concurrency.max(1) {
-        let (client, bodies, next, url, key) = (client.clone(), bodies.clone(), next.clone(), url.clone(), plan.api_key.clone());
-        let (accepted, rejected, failed, shed, sizes) = (accepted.clone(), rejected.clone(), failed.clone(), shed.clone(), sizes.clone());
+        let (client, bodies, next, url, key) = (
+            client.clone(),
+            bodies.clone(),
+            next.clone(),
+            url.clone(),
+            plan.api_key.clone(),
+        );
+        let (accepted, rejected, failed, shed, sizes) = (
+            accepted.clone(),
+            rejected.clone(),
+            failed.clone(),
+            shed.clone(),
+            sizes.clone(),
+        );
         let rate = plan.rate;
         let batch = plan.batch.max(1) as f64;
         tasks.push(tokio::spawn(async move {

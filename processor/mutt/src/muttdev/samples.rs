@@ -59,7 +59,10 @@ pub fn trap_events() -> Vec<Value> {
             let mut e = Map::new();
             e.insert("hostname".into(), json!(host));
             e.insert("timestamp".into(), t.get("timestamp")?.clone());
-            e.insert("message".into(), json!(format!("SNMP trap {oid}: {}", text.join(", "))));
+            e.insert(
+                "message".into(),
+                json!(format!("SNMP trap {oid}: {}", text.join(", "))),
+            );
             e.insert("trap_oid".into(), json!(oid));
             e.insert("source_type".into(), json!("snmp"));
             e.insert("source_ip".into(), json!(source_ip));
@@ -79,7 +82,15 @@ pub fn all_events() -> Vec<Value> {
     v
 }
 
-fn rule(id: i32, mt: MatchType, s: Option<&str>, oid: Option<&str>, prio: i32, prod: &str, team: &str) -> Rule {
+fn rule(
+    id: i32,
+    mt: MatchType,
+    s: Option<&str>,
+    oid: Option<&str>,
+    prio: i32,
+    prod: &str,
+    team: &str,
+) -> Rule {
     Rule {
         id,
         match_string: s.map(Into::into),
@@ -98,16 +109,96 @@ fn rule(id: i32, mt: MatchType, s: Option<&str>, oid: Option<&str>, prio: i32, p
 pub fn rules() -> Vec<Rule> {
     use MatchType::{Contains, OidPrefix, Regex};
     vec![
-        rule(0, Contains, Some("FRU_PS_FAIL"), None, 10, "Page_and_ticket", "NetOps"),
-        rule(0, Regex, Some(r"%BGP-\d-NOTIFICATION"), None, 20, "Page_and_ticket", "NetOps"),
-        rule(0, Contains, Some("out of memory"), None, 20, "Page_and_ticket", "Linux"),
-        rule(0, Contains, Some(" is DOWN"), None, 30, "Page_and_ticket", "AppOps"),
-        rule(0, Contains, Some("Disk in slot"), None, 30, "Ticket_only", "Storage"),
-        rule(0, Contains, Some("FANTRAY_BAD"), None, 40, "Ticket_only", "NetOps"),
-        rule(0, Contains, Some("SQL Injection"), None, 40, "Page_only", "SecOps"),
-        rule(0, OidPrefix, None, Some(".1.3.6.1.6.3.1.1.5"), 15, "Page_and_ticket", "NetOps"),
-        rule(0, OidPrefix, None, Some("1.3.6.1.4.1.9.9.41.2"), 15, "Ticket_only", "NetOps"),
-        rule(0, Contains, Some("%SYS-5-CONFIG_I"), None, 90, "Ignore", "NetOps"),
+        rule(
+            0,
+            Contains,
+            Some("FRU_PS_FAIL"),
+            None,
+            10,
+            "Page_and_ticket",
+            "NetOps",
+        ),
+        rule(
+            0,
+            Regex,
+            Some(r"%BGP-\d-NOTIFICATION"),
+            None,
+            20,
+            "Page_and_ticket",
+            "NetOps",
+        ),
+        rule(
+            0,
+            Contains,
+            Some("out of memory"),
+            None,
+            20,
+            "Page_and_ticket",
+            "Linux",
+        ),
+        rule(
+            0,
+            Contains,
+            Some(" is DOWN"),
+            None,
+            30,
+            "Page_and_ticket",
+            "AppOps",
+        ),
+        rule(
+            0,
+            Contains,
+            Some("Disk in slot"),
+            None,
+            30,
+            "Ticket_only",
+            "Storage",
+        ),
+        rule(
+            0,
+            Contains,
+            Some("FANTRAY_BAD"),
+            None,
+            40,
+            "Ticket_only",
+            "NetOps",
+        ),
+        rule(
+            0,
+            Contains,
+            Some("SQL Injection"),
+            None,
+            40,
+            "Page_only",
+            "SecOps",
+        ),
+        rule(
+            0,
+            OidPrefix,
+            None,
+            Some(".1.3.6.1.6.3.1.1.5"),
+            15,
+            "Page_and_ticket",
+            "NetOps",
+        ),
+        rule(
+            0,
+            OidPrefix,
+            None,
+            Some("1.3.6.1.4.1.9.9.41.2"),
+            15,
+            "Ticket_only",
+            "NetOps",
+        ),
+        rule(
+            0,
+            Contains,
+            Some("%SYS-5-CONFIG_I"),
+            None,
+            90,
+            "Ignore",
+            "NetOps",
+        ),
         rule(0, Contains, Some("DHCPACK"), None, 90, "Ignore", "Systems"),
     ]
 }

@@ -57,7 +57,11 @@ pub struct Sink {
 impl Sink {
     /// Starts a sink on `listener`; `keep_events` keeps every payload (tests), otherwise
     /// only the counts (benchmarks).
-    pub fn start(listener: tokio::net::TcpListener, keep_events: bool, stop: CancellationToken) -> std::io::Result<Self> {
+    pub fn start(
+        listener: tokio::net::TcpListener,
+        keep_events: bool,
+        stop: CancellationToken,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let seen = Arc::new(Mutex::new(Seen {
             requests: 0,
@@ -129,10 +133,15 @@ async fn stats(State(seen): State<Arc<Mutex<Seen>>>) -> Response {
         .values()
         .map(|&n| u64::from(n.saturating_sub(1)))
         .sum();
-    axum::Json(json!({"requests": s.requests, "unique": s.by_external_id.len(), "duplicates": dup})).into_response()
+    axum::Json(json!({"requests": s.requests, "unique": s.by_external_id.len(), "duplicates": dup}))
+        .into_response()
 }
 
-async fn receive(State(seen): State<Arc<Mutex<Seen>>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let behaviour = {
         let mut s = lock(&seen);
         s.requests += 1;
