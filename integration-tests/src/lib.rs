@@ -98,11 +98,9 @@ impl TestEnv {
         let mut admin = PgConnection::connect(&postgres_server_url())
             .await
             .context("connecting to the local PostgreSQL (set DATABASE_URL to a superuser URL)")?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE \"{db_name}\""
-        )))
-        .execute(&mut admin)
-        .await?;
+        sqlx::query(&format!("CREATE DATABASE \"{db_name}\""))
+            .execute(&mut admin)
+            .await?;
         admin.close().await?;
         let dir = std::env::temp_dir().join(format!("mutt-it-{}", &id[..16]));
         std::fs::create_dir_all(&dir)?;
@@ -212,10 +210,10 @@ impl TestEnv {
             }
         }
         let mut admin = PgConnection::connect(&postgres_server_url()).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        sqlx::query(&format!(
             "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
             self.db_name
-        )))
+        ))
         .execute(&mut admin)
         .await?;
         let _ = std::fs::remove_dir_all(&self.dir);

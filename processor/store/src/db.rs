@@ -76,9 +76,7 @@ impl Store {
         }
         // CREATE DATABASE takes no parameters: quote the identifier instead.
         let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-        let created = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await;
+        let created = sqlx::query(&sql).execute(&mut conn).await;
         conn.close().await?;
         match created {
             Ok(_) => Ok(true),
@@ -104,6 +102,20 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    /// Makes sure the monthly audit partition holding `at` exists, moving the rows the
+    /// default partition holds for that month into it. Returns its name.
+    pub async fn ensure_partition_for(
+        &self,
+        at: time::OffsetDateTime,
+    ) -> Result<String, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT mutt_ensure_event_audit_partition(($1 AT TIME ZONE 'UTC')::date)",
+        )
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Round trip to the server (readiness).

@@ -120,9 +120,12 @@ async fn main() -> anyhow::Result<()> {
             let s = sink::Sink::start(listener, false, stop.clone())?;
             println!("webhook sink on {} (GET http://{}/stats)", s.url(), s.addr);
             let mut last = 0;
+            // SIGTERM too: as a container's PID 1 the sink must stop on `docker stop`.
+            let stopping = CancellationToken::new();
+            mutt::shutdown::on_signal(stopping.clone());
             loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => break,
+                    _ = stopping.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
                 let unique = s.unique();

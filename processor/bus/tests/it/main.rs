@@ -1,0 +1,223 @@
+//! The bus against a real Redis (`REDIS_URL`, default the local one), each test under its
+//! own key prefix.
+
+use std::time::Duration;
+
+use mutt_bus::dlq::{self, DeadLetter};
+use mutt_bus::unhandled::FingerprintCount;
+use mutt_bus::{Bus, NewEntry, TraceContext};
+
+fn url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn bus() -> anyhow::Result<Bus> {
+    let prefix = format!("bus-test-{}", uuid::Uuid::new_v4().simple());
+    Ok(Bus::connect(&url(), &prefix).await?)
+}
+
+fn entry(payload: &str) -> NewEntry {
+    NewEntry::new(
+        payload.as_bytes().to_vec(),
+        TraceContext {
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+            tracestate: None,
+        },
+    )
+}
+
+async fn raw(bus: &Bus) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+    let _ = bus;
+    Ok(redis::Client::open(url())?
+        .get_multiplexed_async_connection()
+        .await?)
+}
+
+#[tokio::test]
+async fn append_read_ack_and_backlog_cursor() -> anyhow::Result<()> {
+    let bus = bus().await?;
+    let s = bus.names().events();
+    bus.ensure_group(&s, "g").await?;
+    bus.ensure_group(&s, "g").await?; // idempotent
+    let ids = bus
+        .append(&s, &[entry("a"), entry("b"), entry("c")])
+        .await?;
+    assert_eq!(ids.len(), 3);
+
+    let mut r = bus
+        .reader(&s, "g", "c1", Duration::from_millis(100))
+        .await?;
+    let got = r.read(2).await?; // backlog (empty) → switches to new entries on the next read
+    assert!(got.is_empty());
+    let got = r.read(2).await?;
+    assert_eq!(
+        got.iter().map(|e| e.payload().unwrap()).collect::<Vec<_>>(),
+        [b"a", b"b"]
+    );
+    assert_eq!(
+        got[0].trace().traceparent.as_deref(),
+        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    );
+
+    // A new reader under the same name gets its pending entries back, each once, then new ones.
+    let mut again = bus
+        .reader(&s, "g", "c1", Duration::from_millis(100))
+        .await?;
+    let first = again.read(1).await?;
+    let second = again.read(1).await?;
+    let third = again.read(1).await?;
+    assert_eq!(first[0].id, ids[0]);
+    assert_eq!(second[0].id, ids[1]);
+    assert!(third.is_empty(), "backlog done");
+    let fourth = again.read(10).await?;
+    assert_eq!(fourth.len(), 1);
+    assert_eq!(fourth[0].id, ids[2]);
+
+    assert_eq!(bus.ack(&s, "g", &ids).await?, 3);
+    assert_eq!(bus.ack(&s, "g", &ids).await?, 0);
+    assert_eq!(bus.len(&s).await?, 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn ack_and_append_is_one_transaction() -> anyhow::Result<()> {
+    let bus = bus().await?;
+    let (events, alerts) = (bus.names().events(), bus.names().alerts());
+    bus.ensure_group(&events, "g").await?;
+    bus.append(&events, &[entry("e1"), entry("e2")]).await?;
+    let mut r = bus
+        .reader(&events, "g", "c", Duration::from_millis(50))
+        .await?;
+    r.read(10).await?;
+    let got = r.read(10).await?;
+    let ids: Vec<String> = got.iter().map(|e| e.id.clone()).collect();
+    bus.ack_and_append(&events, "g", &ids, &alerts, &[entry("alert")])
+        .await?;
+    assert_eq!(bus.len(&alerts).await?, 1);
+    let by_id = bus.entries_by_id(&alerts, &Vec::<String>::new()).await?;
+    assert!(by_id.is_empty());
+    let mut c = raw(&bus).await?;
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(&events)
+        .arg("g")
+        .query_async(&mut c)
+        .await?;
+    match pending {
+        redis::Value::Array(a) => assert_eq!(a[0], redis::Value::Int(0)),
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn dead_letters_keep_fields_and_provenance() -> anyhow::Result<()> {
+    let bus = bus().await?;
+    let s = bus.names().events();
+    bus.ensure_group(&s, "alerter").await?;
+    bus.append(&s, &[entry("poison")]).await?;
+    let mut r = bus
+        .reader(&s, "alerter", "c", Duration::from_millis(50))
+        .await?;
+    r.read(10).await?;
+    let got = r.read(10).await?;
+    let letter = DeadLetter {
+        entry: &got[0],
+        source_stream: &s,
+        group: "alerter",
+        consumer: "c",
+        delivery_count: 4,
+        last_error: "undecodable",
+        first_failure_ms: 1,
+        last_failure_ms: 2,
+    };
+    bus.move_to_dlq(&[letter]).await?;
+    let dlq = bus.names().dlq("alerter");
+    let mut c = raw(&bus).await?;
+    let v: redis::Value = redis::cmd("XRANGE")
+        .arg(&dlq)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut c)
+        .await?;
+    let text = format!("{v:?}");
+    for needle in [
+        "poison",
+        "traceparent",
+        "source_stream",
+        "alerter",
+        "undecodable",
+        &got[0].id,
+    ] {
+        assert!(text.contains(needle), "{needle} missing in {text}");
+    }
+    let entries = bus.entries_by_id(&dlq, &Vec::new()).await?;
+    assert!(entries.is_empty());
+    // The source entry is acknowledged by the same transaction.
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(&s)
+        .arg("alerter")
+        .query_async(&mut c)
+        .await?;
+    assert!(matches!(pending, redis::Value::Array(ref a) if a[0] == redis::Value::Int(0)));
+    let all: redis::Value = redis::cmd("XRANGE")
+        .arg(&dlq)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut c)
+        .await?;
+    let parsed = match all {
+        redis::Value::Array(a) => a.len(),
+        _ => 0,
+    };
+    assert_eq!(parsed, 1);
+    assert_eq!(dlq::original_fields(&got[0]).count(), 2);
+    Ok(())
+}
+
+fn group(host: &str, fp: &str, ids: &[&str]) -> FingerprintCount {
+    FingerprintCount {
+        hostname: host.into(),
+        fingerprint: fp.into(),
+        event_ids: ids.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[tokio::test]
+async fn unhandled_counter_triggers_once_per_window_and_survives_redelivery() -> anyhow::Result<()>
+{
+    let bus = bus().await?;
+    let w = Duration::from_millis(400);
+    // 3 + 2 crosses a threshold of 4 at the fourth event, "e4".
+    let r = bus
+        .count_unhandled(
+            &[
+                group("h", "fp", &["e1", "e2", "e3"]),
+                group("h", "other", &["x1"]),
+            ],
+            4,
+            w,
+        )
+        .await?;
+    assert_eq!(r, [None, None]);
+    let r = bus
+        .count_unhandled(&[group("h", "fp", &["e4", "e5"])], 4, w)
+        .await?;
+    assert_eq!(r, [Some("e4".to_string())]);
+    // Silent for the window...
+    let r = bus
+        .count_unhandled(&[group("h", "fp", &["e6", "e7", "e8", "e9"])], 4, w)
+        .await?;
+    assert_eq!(r, [None]);
+    // ...except for a redelivery of the batch that triggered, which gets the same answer.
+    let r = bus
+        .count_unhandled(&[group("H", "fp", &["e4", "e5"])], 4, w)
+        .await?;
+    assert_eq!(r, [Some("e4".to_string())]);
+    // After the window, counting starts again.
+    tokio::time::sleep(w + Duration::from_millis(100)).await;
+    let r = bus
+        .count_unhandled(&[group("h", "fp", &["f1", "f2", "f3", "f4", "f5"])], 4, w)
+        .await?;
+    assert_eq!(r, [Some("f4".to_string())]);
+    Ok(())
+}
