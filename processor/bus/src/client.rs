@@ -181,6 +181,20 @@ impl Bus {
         Ok(out)
     }
 
+    /// Takes the lock `name` for `ttl` if nobody holds it (periodic jobs that one replica
+    /// at a time should run). Returns whether it was taken.
+    pub async fn try_lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, BusError> {
+        let r: Option<String> = redis::cmd("SET")
+            .arg(format!("{}:lock:{name}", self.names.prefix()))
+            .arg(owner)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(r.is_some())
+    }
+
     /// Number of entries in a stream.
     pub async fn len(&self, stream: &str) -> Result<u64, BusError> {
         Ok(redis::cmd("XLEN")

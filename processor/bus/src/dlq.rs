@@ -112,6 +112,10 @@ impl Bus {
                 .arg(l.group)
                 .arg(&l.entry.id)
                 .ignore();
+            pipe.cmd("HDEL")
+                .arg(failures_key(self, l.group))
+                .arg(&l.entry.id)
+                .ignore();
         }
         let () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
@@ -125,4 +129,103 @@ pub fn original_fields(entry: &StreamEntry) -> impl Iterator<Item = (&str, &[u8]
         .iter()
         .filter(|(k, _)| [PAYLOAD, TRACEPARENT, TRACESTATE].contains(&k.as_str()))
         .map(|(k, v)| (k.as_str(), v.as_slice()))
+}
+
+/// The failure registry: the last error of entries that failed, kept per group until the
+/// entry is acknowledged or dead-lettered, so that whoever moves an entry to the DLQ (its
+/// consumer, or another one reclaiming it after a crash) records why.
+fn failures_key(bus: &Bus, group: &str) -> String {
+    format!("{}:failures:{group}", bus.names().prefix())
+}
+
+/// A recorded failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The last error.
+    pub last_error: String,
+    /// First failure, ms since the epoch.
+    pub first_ms: i64,
+    /// Last failure, ms since the epoch.
+    pub last_ms: i64,
+}
+
+/// Failures are forgotten after a week even if nobody clears them (a group deleted by hand).
+const FAILURE_TTL_SECS: u64 = 7 * 86_400;
+
+impl Bus {
+    /// Records that entries of `group` failed with `error` at `now_ms`.
+    pub async fn record_failures(
+        &self,
+        group: &str,
+        ids: &[String],
+        error: &str,
+        now_ms: i64,
+    ) -> Result<(), BusError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let key = failures_key(self, group);
+        let previous: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(&key)
+            .arg(ids)
+            .query_async(&mut self.conn())
+            .await?;
+        let mut pipe = redis::pipe();
+        for (id, prev) in ids.iter().zip(previous) {
+            let first = prev
+                .as_deref()
+                .and_then(|p| p.split_once('|'))
+                .and_then(|(f, _)| f.parse::<i64>().ok())
+                .unwrap_or(now_ms);
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg(id)
+                .arg(format!("{first}|{now_ms}|{}", cut(error, MAX_ERROR_BYTES)))
+                .ignore();
+        }
+        pipe.cmd("EXPIRE").arg(&key).arg(FAILURE_TTL_SECS).ignore();
+        let () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// The recorded failures of entries (absent ids never failed, or were cleared).
+    pub async fn failures(
+        &self,
+        group: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<Failure>>, BusError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raw: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(failures_key(self, group))
+            .arg(ids)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(raw
+            .into_iter()
+            .map(|r| {
+                let r = r?;
+                let mut parts = r.splitn(3, '|');
+                Some(Failure {
+                    first_ms: parts.next()?.parse().ok()?,
+                    last_ms: parts.next()?.parse().ok()?,
+                    last_error: parts.next().unwrap_or("").to_string(),
+                })
+            })
+            .collect())
+    }
+
+    /// Forgets the failures of entries (they were acknowledged).
+    pub async fn clear_failures(&self, group: &str, ids: &[String]) -> Result<(), BusError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let _: i64 = redis::cmd("HDEL")
+            .arg(failures_key(self, group))
+            .arg(ids)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
 }

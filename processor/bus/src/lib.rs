@@ -12,15 +12,22 @@
 //!   `ensure_group`, `ack`, `ack_and_append`), and [`GroupReader`](client::GroupReader),
 //!   the dedicated blocking reader of one consumer.
 //! - [`unhandled`]: the atomic counter of unhandled fingerprints (a Lua script).
+//! - [`claim`]: reclaiming idle pending entries, renewing our own, removing gone consumers.
+//! - [`dlq`]: moving entries to `{p}:dlq:<group>` with provenance, atomically with the ack.
+//! - [`trim`]: trimming streams below what every group has delivered and acknowledged.
+//! - [`guard`]: the webhook's shared circuit breaker and rate limit.
 //! - [`error`]: [`BusError`](error::BusError) and whether it is worth retrying.
 
 #![forbid(unsafe_code)]
 
+pub mod claim;
 pub mod client;
 pub mod dlq;
 pub mod entry;
 pub mod error;
+pub mod guard;
 pub mod names;
+pub mod trim;
 pub mod unhandled;
 
 pub use client::{Bus, GroupReader};

@@ -21,6 +21,7 @@ pub mod alert;
 pub mod codec;
 pub mod event;
 pub mod fingerprint;
+pub mod hot;
 pub mod rules;
 pub mod secret;
 pub mod settings;

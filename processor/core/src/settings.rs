@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::event::Limits;
+use crate::hot::{HotConfig, HotError, REGISTRY};
 use crate::secret::Secret;
 
 /// How log lines are written.
@@ -35,37 +36,11 @@ pub struct IngestSettings {
     pub request_timeout: Duration,
 }
 
-/// Alerter settings.
-#[derive(Debug, Clone)]
-pub struct AlerterSettings {
-    /// Entries read per `XREADGROUP`.
-    pub batch_size: usize,
-    /// How often rules, hosts and teams are re-read without an announcement.
-    pub rule_reload_interval: Duration,
-    /// Unhandled events with one fingerprint that make a meta-alert.
-    pub unhandled_threshold: u64,
-    /// The window in which they must arrive; also the silence after a meta-alert.
-    pub unhandled_window: Duration,
-    /// Team of a meta-alert for a host not listed in `device_teams`.
-    pub unhandled_default_team: String,
-}
-
-/// Forwarder settings.
+/// Forwarder settings fixed at start (the rest are hot, see [`crate::hot`]).
 #[derive(Debug, Clone)]
 pub struct ForwarderSettings {
-    /// Alerts read per `XREADGROUP`.
-    pub batch_size: usize,
-    /// Webhook requests in flight at once per forwarder.
+    /// Webhook requests in flight at once per forwarder (sizes the connection pool).
     pub concurrency: usize,
-    /// A webhook request that takes longer has failed.
-    pub webhook_timeout: Duration,
-    /// Attempts per alert before it goes to the DLQ (attempts refused by an open circuit
-    /// do not count).
-    pub max_attempts: u32,
-    /// First retry delay; doubles per attempt, with full jitter.
-    pub retry_base: Duration,
-    /// Longest retry delay (also caps a `Retry-After`).
-    pub retry_max: Duration,
 }
 
 /// Everything a `mutt` process needs to start.
@@ -95,18 +70,16 @@ pub struct Settings {
     pub otel_endpoint: Option<String>,
     /// `MUTT_LOG_FORMAT`.
     pub log_format: LogFormat,
-    /// `MUTT_LOG_LEVEL` (a tracing filter such as `info` or `mutt=debug,info`).
-    pub log_level: String,
     /// How long a stopping process may take to finish what it holds.
     pub shutdown_grace: Duration,
     /// `XREADGROUP … BLOCK` time.
     pub read_block: Duration,
     /// Ingest settings.
     pub ingest: IngestSettings,
-    /// Alerter settings.
-    pub alerter: AlerterSettings,
     /// Forwarder settings.
     pub forwarder: ForwarderSettings,
+    /// The hot settings' values at start (environment, file, defaults).
+    pub hot: HotConfig,
 }
 
 /// One setting that could not be used.
@@ -382,7 +355,6 @@ impl Settings {
                     _ => Err(format!("{s:?} is neither text nor json")),
                 }
             }),
-            log_level: r.get("MUTT_LOG_LEVEL", "info".into(), |s| Ok(s.to_string())),
             shutdown_grace: r.get(
                 "MUTT_SHUTDOWN_GRACE",
                 Duration::from_secs(20),
@@ -422,52 +394,29 @@ impl Settings {
                     positive_duration,
                 ),
             },
-            alerter: AlerterSettings {
-                batch_size: r.get("MUTT_ALERTER_BATCH", 500, bounded(1, 10_000)) as usize,
-                rule_reload_interval: r.get(
-                    "MUTT_RULE_RELOAD_INTERVAL",
-                    Duration::from_secs(60),
-                    positive_duration,
-                ),
-                unhandled_threshold: r.get(
-                    "MUTT_UNHANDLED_THRESHOLD",
-                    100,
-                    bounded(1, 1_000_000_000),
-                ),
-                unhandled_window: r.get(
-                    "MUTT_UNHANDLED_WINDOW",
-                    Duration::from_secs(86_400),
-                    |s| {
-                        let d = positive_duration(s)?;
-                        if d < Duration::from_secs(1) {
-                            return Err("at least 1s".into());
-                        }
-                        Ok(d)
-                    },
-                ),
-                unhandled_default_team: r.get("MUTT_UNHANDLED_DEFAULT_TEAM", "NETO".into(), name),
-            },
             forwarder: ForwarderSettings {
-                batch_size: r.get("MUTT_FORWARDER_BATCH", 200, bounded(1, 10_000)) as usize,
                 concurrency: r.get("MUTT_FORWARDER_CONCURRENCY", 32, bounded(1, 4096)) as usize,
-                webhook_timeout: r.get(
-                    "MUTT_WEBHOOK_TIMEOUT",
-                    Duration::from_secs(10),
-                    positive_duration,
-                ),
-                max_attempts: r.get("MUTT_FORWARDER_MAX_ATTEMPTS", 10, bounded(1, 1000)) as u32,
-                retry_base: r.get(
-                    "MUTT_FORWARDER_RETRY_BASE",
-                    Duration::from_millis(500),
-                    positive_duration,
-                ),
-                retry_max: r.get(
-                    "MUTT_FORWARDER_RETRY_MAX",
-                    Duration::from_secs(60),
-                    positive_duration,
-                ),
             },
+            hot: HotConfig::default(),
         };
+        let mut s = s;
+        for spec in REGISTRY {
+            let env = spec.env();
+            if let Some((raw, name)) = r.raw(&env)
+                && let Err(e) = s.hot.set(spec.key, &raw)
+            {
+                let message = match e {
+                    HotError::Invalid {
+                        value, expected, ..
+                    } => format!("{value:?} is not {expected}"),
+                    other => other.to_string(),
+                };
+                r.errors.push(SettingError {
+                    setting: name,
+                    message,
+                });
+            }
+        }
         if let Some((path, table)) = &src.file {
             for key in table.keys() {
                 if !r.used.contains(key) {
@@ -535,8 +484,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.prefix, "env");
         assert_eq!(s.read_block, Duration::from_millis(250));
-        assert_eq!(s.alerter.unhandled_window, Duration::from_secs(300));
-        assert_eq!(s.alerter.batch_size, 64);
+        assert_eq!(s.hot.unhandled_window, Duration::from_secs(300));
+        assert_eq!(s.hot.alerter_batch, 64);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::forwarder::Forwarder;
 use crate::forwarder::webhook::Webhook;
 use crate::ingest::IngestState;
 use crate::ops::{self, Flag, OpsState};
+use crate::worker::Leases;
 
 /// A long-running role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,7 +89,6 @@ pub async fn run(
         Some(Webhook::new(
             url,
             settings.webhook_token.clone(),
-            settings.forwarder.webhook_timeout,
             settings.forwarder.concurrency,
         )?)
     } else {
@@ -120,6 +120,8 @@ pub async fn run(
         None
     };
 
+    // Hot settings: the values at start; the control plane publishes new ones.
+    let (_hot_tx, hot) = tokio::sync::watch::channel(Arc::new(settings.hot.clone()));
     let rules_loaded = Flag::new("rules_loaded");
     let mut flags = Vec::new();
     if needs_db {
@@ -171,12 +173,13 @@ pub async fn run(
                 let a = Alerter {
                     bus: bus.clone(),
                     store,
-                    settings: settings.alerter.clone(),
+                    hot: hot.clone(),
                     limits: settings.ingest.limits.clone(),
                     consumer: settings.consumer.clone(),
                     read_block: settings.read_block,
                     rules: RuleCache::default(),
                     ready: rules_loaded.clone(),
+                    leases: Leases::default(),
                 };
                 tasks.spawn(a.run(stop).instrument(span));
             }
@@ -187,10 +190,12 @@ pub async fn run(
                 let f = Forwarder {
                     bus: bus.clone(),
                     webhook,
-                    settings: settings.forwarder.clone(),
+                    concurrency: settings.forwarder.concurrency,
+                    hot: hot.clone(),
                     limits: settings.ingest.limits.clone(),
                     consumer: settings.consumer.clone(),
                     read_block: settings.read_block,
+                    leases: Leases::default(),
                 };
                 tasks.spawn(f.run(stop).instrument(span));
             }

@@ -11,6 +11,7 @@
 //! - [`http`]: what every HTTP API shares: the error shape, correlation ids.
 //! - [`auth`]: API key verification in constant time.
 //! - [`shutdown`]: signals to a cancellation token.
+//! - [`worker`]: what the stream workers share: retries, leases, reclamation, upkeep.
 //! - [`muttdev`]: the developer CLI (load generator, webhook sink, status).
 
 #![forbid(unsafe_code)]
@@ -24,3 +25,4 @@ pub mod ingest;
 pub mod muttdev;
 pub mod ops;
 pub mod shutdown;
+pub mod worker;

@@ -61,6 +61,22 @@ pub struct Metrics {
     pub dependency_errors: IntCounterVec,
     /// Entries in a stream.
     pub stream_length: IntGaugeVec,
+    /// Entries reclaimed from other consumers (`kind` claimed|deleted).
+    pub reclaimed: IntCounterVec,
+    /// Entries moved to a DLQ, by group and reason.
+    pub dlq_moved: IntCounterVec,
+    /// Entries in hand that another consumer reclaimed.
+    pub leases_lost: IntCounterVec,
+    /// Consumers removed from a group after they were gone.
+    pub consumers_removed: IntCounterVec,
+    /// Entries trimmed from a stream.
+    pub trimmed: IntCounterVec,
+    /// Circuit breaker state: 0 closed, 1 open, 2 half-open.
+    pub breaker_state: IntGaugeVec,
+    /// Circuit breaker transitions.
+    pub breaker_changes: IntCounterVec,
+    /// Times the shared webhook rate limit made alerts wait.
+    pub rate_limit_waits: IntCounter,
     /// Build information (value 1).
     pub build_info: IntGaugeVec,
 }
@@ -214,6 +230,53 @@ impl Metrics {
                 "mutt_stream_length",
                 "Entries in a stream.",
                 &["stream"],
+            ),
+            reclaimed: counter_vec(
+                &r,
+                "mutt_reclaimed_entries_total",
+                "Pending entries reclaimed from other consumers.",
+                &["group", "kind"],
+            ),
+            dlq_moved: counter_vec(
+                &r,
+                "mutt_dlq_moved_total",
+                "Entries moved to a dead-letter queue.",
+                &["group", "reason"],
+            ),
+            leases_lost: counter_vec(
+                &r,
+                "mutt_leases_lost_total",
+                "Entries in hand that another consumer reclaimed.",
+                &["group"],
+            ),
+            consumers_removed: counter_vec(
+                &r,
+                "mutt_consumers_removed_total",
+                "Consumers removed from a group after they were gone.",
+                &["group"],
+            ),
+            trimmed: counter_vec(
+                &r,
+                "mutt_stream_trimmed_entries_total",
+                "Entries trimmed from a stream.",
+                &["stream"],
+            ),
+            breaker_state: gauge_vec(
+                &r,
+                "mutt_circuit_breaker_state",
+                "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+                &["name"],
+            ),
+            breaker_changes: counter_vec(
+                &r,
+                "mutt_circuit_breaker_state_changes_total",
+                "Circuit breaker transitions.",
+                &["name", "from_state", "to_state"],
+            ),
+            rate_limit_waits: counter(
+                &r,
+                "mutt_moog_rate_limit_hits_total",
+                "Times the shared webhook rate limit made alerts wait.",
             ),
             build_info: gauge_vec(&r, "mutt_build_info", "Build information.", &["version"]),
             registry: r,

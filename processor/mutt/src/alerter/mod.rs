@@ -13,22 +13,25 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use mutt_bus::dlq::DeadLetter;
-use mutt_bus::names::ALERTER_GROUP;
+use mutt_bus::names::{ALERTER_GROUP, FORWARDER_GROUP};
 use mutt_bus::unhandled::FingerprintCount;
 use mutt_bus::{Bus, BusError, GroupReader, NewEntry, StreamEntry};
 use mutt_core::alert::Alert;
 use mutt_core::codec;
 use mutt_core::event::{Event, Limits};
 use mutt_core::fingerprint::fingerprint;
+use mutt_core::hot::HotConfig;
 use mutt_core::rules::{Outcome, RuleSet};
-use mutt_core::settings::AlerterSettings;
-use mutt_store::{AuditRow, Store, StoreError};
+use mutt_store::{AuditRow, Store};
 use mutt_telemetry::metrics;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use self::rules::RuleCache;
 use crate::ops::Flag;
+use crate::worker::{
+    Hot, Leases, Reclaimer, Stream, backoff, retry, retry_store, sleep_or_shutdown,
+};
 
 /// The handling recorded for a meta-alert's audit row.
 pub const META_ALERT_HANDLING: &str = "unhandled_meta_alert";
@@ -40,8 +43,8 @@ pub struct Alerter {
     pub bus: Bus,
     /// PostgreSQL.
     pub store: Store,
-    /// Settings.
-    pub settings: AlerterSettings,
+    /// Hot settings.
+    pub hot: Hot,
     /// Event limits (re-checked on decode).
     pub limits: Limits,
     /// This consumer's name.
@@ -52,6 +55,8 @@ pub struct Alerter {
     pub rules: RuleCache,
     /// Set once rules are loaded.
     pub ready: Flag,
+    /// The entries in hand.
+    pub leases: Leases,
 }
 
 /// A batch read from the stream.
@@ -73,11 +78,6 @@ struct Outputs {
     poison: Vec<(StreamEntry, String)>,
 }
 
-/// Backoff for transient failures: doubles from 100 ms up to 5 s.
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
-}
-
 impl Alerter {
     /// Runs until `shutdown`; then finishes the batches already read and returns.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -88,19 +88,42 @@ impl Alerter {
         })
         .await?;
         retry("create consumer group", &shutdown, || {
-            self.bus
-                .ensure_group(&alerts, mutt_bus::names::FORWARDER_GROUP)
+            self.bus.ensure_group(&alerts, FORWARDER_GROUP)
         })
         .await?;
         retry_store("load rules", &shutdown, || self.rules.load(&self.store)).await?;
         self.ready.set(true);
         tracing::info!(consumer = %self.consumer, rules = self.rules.get().len(), "alerter started");
 
-        let reloader = tokio::spawn(self.rules.clone().reload_loop(
+        let place = Stream {
+            stream: stream.clone(),
+            group: ALERTER_GROUP.into(),
+            consumer: self.consumer.clone(),
+        };
+        // The background tasks stop with `stop`, after the last batch is written, so that
+        // leases are renewed for as long as the batch is in hand.
+        let stop = CancellationToken::new();
+        let mut background = tokio::task::JoinSet::new();
+        background.spawn(self.rules.clone().reload_loop(
             self.store.clone(),
-            self.settings.rule_reload_interval,
-            shutdown.clone(),
+            self.hot.clone(),
+            stop.clone(),
         ));
+        background.spawn(self.leases.clone().keep(
+            self.bus.clone(),
+            place.clone(),
+            self.hot.clone(),
+            None,
+            stop.clone(),
+        ));
+        let (claimed_tx, mut claimed_rx) = mpsc::channel::<Vec<(StreamEntry, u64)>>(1);
+        let reclaimer = Reclaimer {
+            bus: self.bus.clone(),
+            stream: place,
+            hot: self.hot.clone(),
+            leases: self.leases.clone(),
+        };
+        background.spawn(reclaimer.run(claimed_tx, shutdown.clone()));
         let reader = retry("open reader", &shutdown, || {
             self.bus
                 .reader(&stream, ALERTER_GROUP, &self.consumer, self.read_block)
@@ -109,15 +132,28 @@ impl Alerter {
         let (tx, mut rx) = mpsc::channel::<Batch>(2);
         let read_task = tokio::spawn(read_loop(
             reader,
-            self.settings.batch_size,
+            self.hot.clone(),
+            self.leases.clone(),
             tx,
             shutdown.clone(),
         ));
-        while let Some(batch) = rx.recv().await {
+        let (mut reading, mut claiming) = (true, true);
+        while reading || claiming {
+            let batch = tokio::select! {
+                b = rx.recv(), if reading => match b {
+                    Some(b) => b,
+                    None => { reading = false; continue; }
+                },
+                c = claimed_rx.recv(), if claiming => match c {
+                    Some(c) => Batch { entries: c.into_iter().map(|(e, _)| e).collect() },
+                    None => { claiming = false; continue; }
+                },
+            };
             self.process(batch, &shutdown).await;
         }
         let _ = read_task.await;
-        let _ = reloader.await;
+        stop.cancel();
+        while background.join_next().await.is_some() {}
         tracing::info!(consumer = %self.consumer, "alerter stopped");
         Ok(())
     }
@@ -127,17 +163,37 @@ impl Alerter {
     async fn process(&self, batch: Batch, shutdown: &CancellationToken) {
         let timer = metrics().alerter_batch_latency.start_timer();
         let rules = self.rules.get();
-        let outputs = match retry("count unhandled", shutdown, || {
-            self.evaluate(&batch.entries, &rules)
+        let hot = self.hot.borrow().clone();
+        let ids: Vec<String> = batch.entries.iter().map(|e| e.id.clone()).collect();
+        let outcome = match retry("count unhandled", shutdown, || {
+            self.evaluate(&batch.entries, &rules, &hot)
         })
         .await
         {
-            Ok(o) => o,
-            Err(_) => return,
+            Ok(outputs) => self.write(outputs, shutdown).await,
+            Err(e) => Err(e.to_string()),
         };
-        if self.write(outputs, shutdown).await.is_ok() {
-            timer.observe_duration();
+        match outcome {
+            Ok(()) => timer.observe_duration(),
+            Err(why) if !shutdown.is_cancelled() => {
+                // Left pending: reclamation retries it, and the delivery limit ends a
+                // batch that can never succeed in the DLQ, with this error.
+                tracing::error!(error = %why, entries = ids.len(), "batch failed; left pending for redelivery");
+                metrics()
+                    .alerter_events
+                    .with_label_values(&["error"])
+                    .inc_by(ids.len() as u64);
+                if let Err(e) = self
+                    .bus
+                    .record_failures(ALERTER_GROUP, &ids, &why, mutt_core::now_ms())
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot record the failure");
+                }
+            }
+            Err(_) => {}
         }
+        self.leases.release(&ids);
     }
 
     /// Decodes, matches and counts unhandled fingerprints. The only I/O is the unhandled
@@ -146,6 +202,7 @@ impl Alerter {
         &self,
         entries: &[StreamEntry],
         rules: &RuleSet,
+        hot: &HotConfig,
     ) -> Result<Outputs, BusError> {
         let mut out = Outputs::default();
         let mut unhandled: Vec<(Event, usize)> = Vec::new();
@@ -221,7 +278,7 @@ impl Alerter {
                 }
             }
         }
-        self.meta_alerts(&mut out, unhandled, entries, rules, now)
+        self.meta_alerts(&mut out, unhandled, entries, rules, hot, now)
             .await?;
         Ok(out)
     }
@@ -232,6 +289,7 @@ impl Alerter {
         unhandled: Vec<(Event, usize)>,
         entries: &[StreamEntry],
         rules: &RuleSet,
+        hot: &HotConfig,
         now: i64,
     ) -> Result<(), BusError> {
         if unhandled.is_empty() {
@@ -255,10 +313,10 @@ impl Alerter {
             groups[g].event_ids.push(event.id.clone());
             by_id.insert(event.id.as_str(), (event, *idx));
         }
-        let window = self.settings.unhandled_window;
+        let window = hot.unhandled_window;
         let hits = self
             .bus
-            .count_unhandled(&groups, self.settings.unhandled_threshold, window)
+            .count_unhandled(&groups, hot.unhandled_threshold, window)
             .await?;
         for (group, hit) in groups.iter().zip(hits) {
             let Some(event_id) = hit else { continue };
@@ -267,13 +325,13 @@ impl Alerter {
             };
             let team = rules
                 .device_team(&event.hostname)
-                .unwrap_or(&self.settings.unhandled_default_team)
+                .unwrap_or(&hot.unhandled_default_team)
                 .to_string();
             let alert = Alert::for_unhandled(
                 event,
                 &group.fingerprint,
                 &team,
-                self.settings.unhandled_threshold,
+                hot.unhandled_threshold,
                 window.as_secs(),
                 now,
             );
@@ -313,7 +371,7 @@ impl Alerter {
 
     /// Writes what a batch produced: dead letters, audit rows, then alerts and
     /// acknowledgements in one transaction.
-    async fn write(&self, mut out: Outputs, shutdown: &CancellationToken) -> Result<(), ()> {
+    async fn write(&self, mut out: Outputs, shutdown: &CancellationToken) -> Result<(), String> {
         let stream = self.bus.names().events();
         let now = mutt_core::now_ms();
         if !out.poison.is_empty() {
@@ -333,10 +391,14 @@ impl Alerter {
                 .collect();
             retry("dead-letter", shutdown, || self.bus.move_to_dlq(&letters))
                 .await
-                .map_err(|_| ())?;
+                .map_err(|e| e.to_string())?;
             metrics()
                 .alerter_events
                 .with_label_values(&["poison"])
+                .inc_by(letters.len() as u64);
+            metrics()
+                .dlq_moved
+                .with_label_values(&[ALERTER_GROUP, "undecodable"])
                 .inc_by(letters.len() as u64);
             for (entry, why) in &out.poison {
                 tracing::warn!(entry_id = %entry.id, error = %why, "undecodable event moved to the dead-letter queue");
@@ -359,7 +421,7 @@ impl Alerter {
             )
         })
         .await
-        .map_err(|_| ())
+        .map_err(|e| e.to_string())
     }
 
     /// Inserts the audit rows. Returns the indexes (into `ack`) of entries whose rows
@@ -369,7 +431,7 @@ impl Alerter {
         &self,
         audit: &[(AuditRow, usize)],
         shutdown: &CancellationToken,
-    ) -> Result<Vec<(usize, String)>, ()> {
+    ) -> Result<Vec<(usize, String)>, String> {
         let rows: Vec<AuditRow> = audit.iter().map(|(r, _)| r.clone()).collect();
         let mut attempt = 0;
         loop {
@@ -387,7 +449,7 @@ impl Alerter {
                         .inc();
                     tracing::warn!(error = %e, attempt, "audit write failed; retrying");
                     if sleep_or_shutdown(backoff(attempt), shutdown).await {
-                        return Err(());
+                        return Err(format!("audit write: {e}"));
                     }
                     attempt += 1;
                 }
@@ -401,7 +463,7 @@ impl Alerter {
                             .await
                         {
                             Ok(n) => metrics().audit_rows.inc_by(n),
-                            Err(e) if e.is_transient() => return Err(()),
+                            Err(e) if e.is_transient() => return Err(format!("audit write: {e}")),
                             Err(e) => refused.push((*idx, e.to_string())),
                         }
                     }
@@ -418,7 +480,7 @@ impl Alerter {
         mut out: Outputs,
         refused: Vec<(usize, String)>,
         shutdown: &CancellationToken,
-    ) -> Result<Outputs, ()> {
+    ) -> Result<Outputs, String> {
         let stream = self.bus.names().events();
         let now = mutt_core::now_ms();
         let refused_ids: HashMap<String, String> = refused
@@ -430,7 +492,7 @@ impl Alerter {
             .bus
             .entries_by_id(&stream, refused_ids.keys())
             .await
-            .map_err(|_| ())?;
+            .map_err(|e| e.to_string())?;
         let letters: Vec<DeadLetter<'_>> = entries
             .iter()
             .map(|entry| DeadLetter {
@@ -448,7 +510,11 @@ impl Alerter {
             .collect();
         retry("dead-letter", shutdown, || self.bus.move_to_dlq(&letters))
             .await
-            .map_err(|_| ())?;
+            .map_err(|e| e.to_string())?;
+        metrics()
+            .dlq_moved
+            .with_label_values(&[ALERTER_GROUP, "audit_refused"])
+            .inc_by(letters.len() as u64);
         // Alerts of refused events are dropped with them: an alert is only sent for an
         // audited decision. They are recognisable by the event id they carry.
         let refused_event_ids: Vec<String> = entries
@@ -477,16 +543,19 @@ impl Alerter {
 /// delivered to us and then dropped).
 async fn read_loop(
     mut reader: GroupReader,
-    count: usize,
+    hot: Hot,
+    leases: Leases,
     tx: mpsc::Sender<Batch>,
     shutdown: CancellationToken,
 ) {
     let mut attempt = 0;
     while !shutdown.is_cancelled() {
+        let count = hot.borrow().alerter_batch as usize;
         match reader.read(count).await {
             Ok(entries) if entries.is_empty() => {}
             Ok(entries) => {
                 attempt = 0;
+                leases.hold(entries.iter().map(|e| &e.id));
                 if tx.send(Batch { entries }).await.is_err() {
                     return;
                 }
@@ -499,77 +568,6 @@ async fn read_loop(
                 tracing::warn!(error = %e, "reading events failed; retrying");
                 if sleep_or_shutdown(backoff(attempt), &shutdown).await {
                     return;
-                }
-                attempt += 1;
-            }
-        }
-    }
-}
-
-/// Sleeps; returns true when interrupted by shutdown.
-pub(crate) async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = shutdown.cancelled() => true,
-        _ = tokio::time::sleep(d) => false,
-    }
-}
-
-/// Retries `f` on transient Redis errors with backoff until it succeeds, fails for good
-/// (returned at once), or shutdown interrupts.
-pub(crate) async fn retry<T, F, Fut>(
-    what: &str,
-    shutdown: &CancellationToken,
-    mut f: F,
-) -> Result<T, BusError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, BusError>>,
-{
-    let mut attempt = 0;
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                metrics()
-                    .dependency_errors
-                    .with_label_values(&["worker", "redis"])
-                    .inc();
-                if !e.is_transient() {
-                    tracing::error!(error = %e, "{what} failed");
-                    return Err(e);
-                }
-                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
-                if sleep_or_shutdown(backoff(attempt), shutdown).await {
-                    return Err(e);
-                }
-                attempt += 1;
-            }
-        }
-    }
-}
-
-/// [`retry`] for PostgreSQL.
-pub(crate) async fn retry_store<T, F, Fut>(
-    what: &str,
-    shutdown: &CancellationToken,
-    mut f: F,
-) -> Result<T, StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
-{
-    let mut attempt = 0;
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                metrics()
-                    .dependency_errors
-                    .with_label_values(&["worker", "postgres"])
-                    .inc();
-                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
-                if sleep_or_shutdown(backoff(attempt), shutdown).await {
-                    return Err(e);
                 }
                 attempt += 1;
             }

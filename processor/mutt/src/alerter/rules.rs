@@ -1,11 +1,9 @@
 //! The alerter's rule cache: the last good [`RuleSet`], replaced whole on reload.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
-
 use mutt_core::rules::RuleSet;
 use mutt_store::Store;
 use mutt_telemetry::metrics;
+use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -69,9 +67,15 @@ impl RuleCache {
         }
     }
 
-    /// Reloads every `interval`, or at once when asked, until `shutdown`.
-    pub async fn reload_loop(self, store: Store, interval: Duration, shutdown: CancellationToken) {
+    /// Reloads every `rule_reload_interval`, or at once when asked, until `shutdown`.
+    pub async fn reload_loop(
+        self,
+        store: Store,
+        hot: crate::worker::Hot,
+        shutdown: CancellationToken,
+    ) {
         loop {
+            let interval = hot.borrow().rule_reload_interval;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(interval) => {}

@@ -57,8 +57,11 @@ fn main() -> anyhow::Result<()> {
     let settings = Sources::new(env, file)
         .and_then(|s| Settings::load(&s))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    mutt_telemetry::init_logging(&settings.log_level, settings.log_format == LogFormat::Json)
-        .map_err(|e| anyhow::anyhow!("MUTT_LOG_LEVEL: {e}"))?;
+    mutt_telemetry::init_logging(
+        &settings.hot.log_level,
+        settings.log_format == LogFormat::Json,
+    )
+    .map_err(|e| anyhow::anyhow!("MUTT_LOG_LEVEL: {e}"))?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,33 +1,45 @@
 //! The forwarder: consumer group `forwarder` on `{p}:alerts`, delivering to the webhook.
 //!
-//! Deliveries run concurrently. A failed delivery is scheduled again with exponential
-//! backoff and full jitter (honouring `Retry-After`) without holding up the others; an
-//! alert is acknowledged only after a 2xx, or after it was moved to the DLQ (a 4xx
-//! refusal, or the attempts exhausted). Reading pauses while the deliveries in hand are
-//! at the limit, so memory stays bounded whatever the backlog.
+//! Deliveries run concurrently, one alert per request or batched (`{"events": [...]}`). A
+//! failed delivery is scheduled again with exponential backoff and full jitter (honouring
+//! `Retry-After`) without holding up the others. Two guards are shared by every replica
+//! through Redis: a rate limit (alerts over it wait, none is dropped) and a circuit
+//! breaker (while it is open nothing is sent, no attempt is spent, and reading pauses;
+//! after the open period one probe decides). An alert is acknowledged only after a 2xx,
+//! or after it was moved to the DLQ: refused with a 4xx, or out of attempts.
 
 pub mod webhook;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mutt_bus::dlq::DeadLetter;
+use mutt_bus::guard::CircuitState;
 use mutt_bus::names::FORWARDER_GROUP;
 use mutt_bus::{Bus, GroupReader, StreamEntry};
 use mutt_core::alert::Alert;
 use mutt_core::codec;
 use mutt_core::event::Limits;
-use mutt_core::settings::ForwarderSettings;
+use mutt_core::hot::HotConfig;
 use mutt_telemetry::metrics;
+use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::webhook::{Delivery, Webhook};
-use crate::alerter::{retry, sleep_or_shutdown};
+use crate::worker::{Hot, Leases, Reclaimer, Stream, retry, sleep_or_shutdown};
+
+/// The name of the webhook's circuit breaker and rate limit in Redis and metrics.
+pub const WEBHOOK: &str = "webhook";
+/// How long a closed circuit is trusted without asking Redis again.
+const CIRCUIT_CACHE: Duration = Duration::from_millis(250);
+/// Rate-limit tokens fetched at once, so that Redis is not asked once per alert.
+const TOKEN_PREFETCH: u64 = 64;
 
 /// Everything the forwarder needs.
 #[derive(Debug, Clone)]
@@ -36,43 +48,85 @@ pub struct Forwarder {
     pub bus: Bus,
     /// The webhook.
     pub webhook: Webhook,
-    /// Settings.
-    pub settings: ForwarderSettings,
+    /// Webhook requests in flight at once.
+    pub concurrency: usize,
+    /// Hot settings.
+    pub hot: Hot,
     /// Alert limits (re-checked on decode).
     pub limits: Limits,
     /// This consumer's name (also the payload's `agent_location`).
     pub consumer: String,
     /// XREADGROUP block time.
     pub read_block: Duration,
+    /// The entries in hand.
+    pub leases: Leases,
 }
 
 /// One alert in hand.
 #[derive(Debug)]
 struct InHand {
     entry: StreamEntry,
-    /// None for an entry that is not a valid alert (on its way to the DLQ).
+    /// The decoded alert; None for an entry that is not a valid alert (on its way to the DLQ).
     alert: Option<Alert>,
-    body: Arc<Vec<u8>>,
-    attempts: u32,
+    /// The webhook event for this alert.
+    payload: Value,
+    attempts: u64,
     first_failure_ms: Option<i64>,
     last_error: String,
-    /// Released when the alert leaves our hands: bounds what is held.
-    _permit: OwnedSemaphorePermit,
+    /// A failure was recorded in Redis (to clear on success).
+    recorded: bool,
+    /// Send alone: a batch holding it was refused, so it is tried by itself to find the
+    /// one alert the webhook refuses.
+    solo: bool,
+    ready_at: Instant,
+    /// Released when the alert leaves our hands: bounds what is held. Reclaimed alerts
+    /// come without one.
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 /// Full jitter: a uniform delay in `[0, min(max, base·2^attempt)]`, at least the server's
 /// `Retry-After` when it gave one (capped by `max`).
-fn retry_delay(s: &ForwarderSettings, attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let ceiling = s
-        .retry_base
-        .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
-        .min(s.retry_max);
+fn retry_delay(h: &HotConfig, attempt: u64, retry_after: Option<Duration>) -> Duration {
+    let factor = 1u32.checked_shl(attempt.min(20) as u32).unwrap_or(u32::MAX);
+    let ceiling = h
+        .forwarder_retry_base
+        .saturating_mul(factor)
+        .min(h.forwarder_retry_max);
     let jittered = ceiling.mul_f64(fastrand::f64());
     match retry_after {
-        Some(ra) => jittered.max(ra.min(s.retry_max)),
+        Some(ra) => jittered.max(ra.min(h.forwarder_retry_max)),
         None => jittered,
     }
 }
+
+/// What the delivery loop knows of the shared guards.
+#[derive(Debug)]
+struct Gate {
+    state: CircuitState,
+    checked: Option<Instant>,
+    /// Consecutive failures last seen (a success must reset them in Redis).
+    failures: u64,
+    /// A half-open probe of ours is in flight.
+    probing: bool,
+    /// Rate-limit tokens in hand.
+    tokens: u64,
+    /// Nothing is sent before this (an open circuit, the rate limit).
+    blocked_until: Option<Instant>,
+}
+
+/// The delivery loop's state.
+#[derive(Debug, Default)]
+struct Book {
+    held: HashMap<String, InHand>,
+    ready: VecDeque<String>,
+    later: BinaryHeap<Reverse<(Instant, String)>>,
+    acks: Vec<String>,
+    dead: Vec<String>,
+    /// (ids, error) to record in the failure registry.
+    failures: Vec<(Vec<String>, String)>,
+}
+
+type Running = JoinSet<(Vec<String>, Delivery, Duration)>;
 
 impl Forwarder {
     /// Runs until `shutdown`; then finishes the deliveries in flight and returns. Alerts
@@ -88,51 +142,96 @@ impl Forwarder {
                 .reader(&stream, FORWARDER_GROUP, &self.consumer, self.read_block)
         })
         .await?;
-        // Alerts held at once: enough to keep every delivery slot busy plus a batch.
-        let capacity = self.settings.concurrency * 2 + self.settings.batch_size;
+        let place = Stream {
+            stream: stream.clone(),
+            group: FORWARDER_GROUP.into(),
+            consumer: self.consumer.clone(),
+        };
+        // Alerts held at once: enough to keep every delivery slot busy plus a read batch.
+        let capacity = self.concurrency * 2 + self.hot.borrow().forwarder_batch as usize;
         let permits = Arc::new(Semaphore::new(capacity));
+        let paused = Arc::new(AtomicBool::new(false));
         let (tx, mut rx) = mpsc::channel::<(StreamEntry, OwnedSemaphorePermit)>(capacity);
         let read_task = tokio::spawn(read_loop(
             reader,
-            self.settings.batch_size,
+            self.hot.clone(),
             permits,
+            paused.clone(),
+            self.leases.clone(),
             tx,
             shutdown.clone(),
         ));
+        let stop = CancellationToken::new();
+        let mut background = JoinSet::new();
+        let (lost_tx, mut lost_rx) = mpsc::unbounded_channel();
+        background.spawn(self.leases.clone().keep(
+            self.bus.clone(),
+            place.clone(),
+            self.hot.clone(),
+            Some(lost_tx),
+            stop.clone(),
+        ));
+        let (claimed_tx, mut claimed_rx) = mpsc::channel::<Vec<(StreamEntry, u64)>>(1);
+        let reclaimer = Reclaimer {
+            bus: self.bus.clone(),
+            stream: place,
+            hot: self.hot.clone(),
+            leases: self.leases.clone(),
+        };
+        background.spawn(reclaimer.run(claimed_tx, shutdown.clone()));
         tracing::info!(consumer = %self.consumer, "forwarder started");
 
-        let me = Arc::new(self);
-        let mut held: HashMap<String, InHand> = HashMap::new();
-        let mut ready: VecDeque<String> = VecDeque::new();
-        let mut later: BinaryHeap<Reverse<(Instant, String)>> = BinaryHeap::new();
-        let mut running: JoinSet<(String, Delivery, Duration)> = JoinSet::new();
-        let mut acks: Vec<String> = Vec::new();
-        let mut dead: Vec<String> = Vec::new();
-        let mut reading = true;
-
+        let mut book = Book::default();
+        let mut running: Running = JoinSet::new();
+        let mut gate = Gate {
+            state: CircuitState::Closed,
+            checked: None,
+            failures: 0,
+            probing: false,
+            tokens: 0,
+            blocked_until: None,
+        };
+        let (mut reading, mut claiming) = (true, true);
         loop {
+            let hot = self.hot.borrow().clone();
             let stopping = shutdown.is_cancelled();
-            while !stopping && running.len() < me.settings.concurrency {
-                let Some(id) = ready.pop_front() else { break };
-                let Some(h) = held.get(&id) else { continue };
-                let wh = me.webhook.clone();
-                let body = h.body.clone();
-                let tp = h.entry.trace().traceparent;
-                running.spawn(async move {
-                    let started = Instant::now();
-                    let d = wh.post(body.to_vec(), tp.as_deref()).await;
-                    (id, d, started.elapsed())
-                });
+            let mut wake: Option<Instant> = book.later.peek().map(|Reverse((t, _))| *t);
+            if !stopping {
+                if let Some(w) = self
+                    .dispatch(&hot, &mut book, &mut gate, &mut running)
+                    .await
+                {
+                    wake = Some(wake.map_or(w, |x| x.min(w)));
+                }
             }
+            // Reading pauses while the circuit is not closed, but only with alerts in hand
+            // to probe it with: if every replica paused empty-handed, none would probe.
+            paused.store(
+                gate.state != CircuitState::Closed && !book.ready.is_empty(),
+                Ordering::Relaxed,
+            );
             if stopping && running.is_empty() {
                 break;
             }
-            let next_due = later.peek().map(|Reverse((t, _))| *t);
+            if !reading && !claiming && book.held.is_empty() && running.is_empty() {
+                break;
+            }
+            let sleep_until = wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 got = rx.recv(), if reading && !stopping => match got {
-                    Some((entry, permit)) => me.take(entry, permit, &mut held, &mut ready, &mut dead),
+                    Some((entry, permit)) => self.take(entry, Some(permit), &mut book),
                     None => reading = false,
                 },
+                got = claimed_rx.recv(), if claiming && !stopping => match got {
+                    Some(entries) => for (e, _) in entries { self.take(e, None, &mut book) },
+                    None => claiming = false,
+                },
+                Some(lost) = lost_rx.recv() => {
+                    for id in lost {
+                        book.held.remove(&id);
+                    }
+                    book.ready.retain(|id| book.held.contains_key(id));
+                }
                 Some(done) = running.join_next(), if !running.is_empty() => {
                     let mut results = vec![done];
                     while let Some(more) = running.try_join_next() {
@@ -140,43 +239,39 @@ impl Forwarder {
                     }
                     for r in results {
                         match r {
-                            Ok((id, d, took)) => me.settle(id, d, took, &mut held, &mut later, &mut acks, &mut dead),
+                            Ok((ids, d, took)) => self.settle(&hot, ids, d, took, &mut book, &mut gate).await,
                             Err(e) => tracing::error!(error = %e, "delivery task failed"),
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(next_due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))), if next_due.is_some() && !stopping => {
+                _ = tokio::time::sleep_until(sleep_until), if !stopping => {
                     let now = Instant::now();
-                    while let Some(Reverse((t, _))) = later.peek() {
+                    while let Some(Reverse((t, _))) = book.later.peek() {
                         if *t > now { break; }
-                        if let Some(Reverse((_, id))) = later.pop() { ready.push_back(id); }
+                        if let Some(Reverse((_, id))) = book.later.pop()
+                            && let Some(h) = book.held.get_mut(&id)
+                        {
+                            h.ready_at = now;
+                            book.ready.push_back(id);
+                        }
                     }
                 }
                 _ = shutdown.cancelled(), if !stopping => {}
             }
-            me.flush(&mut acks, &mut dead, &mut held, &shutdown).await;
-            if !reading && held.is_empty() && running.is_empty() {
-                break;
-            }
+            self.flush(&mut book, &shutdown).await;
         }
-        me.flush(&mut acks, &mut dead, &mut held, &CancellationToken::new())
-            .await;
+        self.flush(&mut book, &CancellationToken::new()).await;
         drop(rx);
         let _ = read_task.await;
-        tracing::info!(consumer = %me.consumer, left_pending = held.len(), "forwarder stopped");
+        stop.cancel();
+        while background.join_next().await.is_some() {}
+        tracing::info!(consumer = %self.consumer, left_pending = book.held.len(), "forwarder stopped");
         Ok(())
     }
 
-    /// Takes a freshly read entry into hand, or dead-letters it if it is not an alert.
-    fn take(
-        &self,
-        entry: StreamEntry,
-        permit: OwnedSemaphorePermit,
-        held: &mut HashMap<String, InHand>,
-        ready: &mut VecDeque<String>,
-        dead: &mut Vec<String>,
-    ) {
-        if held.contains_key(&entry.id) {
+    /// Takes a read or reclaimed entry into hand, or marks it for the DLQ if it is not an alert.
+    fn take(&self, entry: StreamEntry, permit: Option<OwnedSemaphorePermit>, book: &mut Book) {
+        if book.held.contains_key(&entry.id) {
             return;
         }
         let decoded = match entry.payload() {
@@ -184,175 +279,429 @@ impl Forwarder {
             None => Err("entry has no payload field".to_string()),
             Some(p) => codec::decode_alert(p, &self.limits).map_err(|e| e.to_string()),
         };
-        let (alert, body, error) = match decoded.and_then(|alert| {
-            serde_json::to_vec(&alert.webhook_payload(&self.consumer))
-                .map(|body| (alert, body))
-                .map_err(|e| e.to_string())
-        }) {
-            Ok((alert, body)) => (Some(alert), body, None),
-            Err(why) => (None, Vec::new(), Some(why)),
+        let (alert, payload, error) = match decoded {
+            Ok(alert) => {
+                let payload = alert.webhook_payload(&self.consumer);
+                (Some(alert), payload, None)
+            }
+            Err(why) => (None, Value::Null, Some(why)),
         };
         let id = entry.id.clone();
+        self.leases.hold(std::iter::once(&id));
         let poison = error.is_some();
-        held.insert(
+        book.held.insert(
             id.clone(),
             InHand {
                 entry,
                 alert,
-                body: Arc::new(body),
+                payload,
                 attempts: 0,
                 first_failure_ms: None,
                 last_error: error.unwrap_or_default(),
+                recorded: false,
+                solo: false,
+                ready_at: Instant::now(),
                 _permit: permit,
             },
         );
         if poison {
-            dead.push(id);
+            book.dead.push(id);
         } else {
-            ready.push_back(id);
+            book.ready.push_back(id);
         }
     }
 
-    /// Records the outcome of one attempt.
-    #[allow(clippy::too_many_arguments)]
-    fn settle(
+    /// Starts deliveries while slots, the circuit and the rate limit allow. Returns when
+    /// it wants to be woken to try again (an open circuit, the rate limit, the linger of a
+    /// partial batch).
+    async fn dispatch(
         &self,
-        id: String,
+        hot: &HotConfig,
+        book: &mut Book,
+        gate: &mut Gate,
+        running: &mut Running,
+    ) -> Option<Instant> {
+        let now = Instant::now();
+        if let Some(t) = gate.blocked_until {
+            if t > now {
+                return Some(t);
+            }
+            gate.blocked_until = None;
+        }
+        while running.len() < self.concurrency && !book.ready.is_empty() {
+            // Solo alerts go alone; otherwise a batch fills up or waits out its linger.
+            let front_solo = book
+                .ready
+                .front()
+                .and_then(|id| book.held.get(id))
+                .is_some_and(|h| h.solo);
+            let want = if front_solo {
+                1
+            } else {
+                hot.webhook_batch as usize
+            };
+            let n = book
+                .ready
+                .iter()
+                .take(want)
+                .take_while(|id| book.held.get(*id).is_some_and(|h| h.solo == front_solo))
+                .count()
+                .max(1);
+            if n < want && !front_solo {
+                let oldest = book
+                    .ready
+                    .front()
+                    .and_then(|id| book.held.get(id))
+                    .map_or(now, |h| h.ready_at);
+                let due = oldest + hot.webhook_linger;
+                if due > now {
+                    return Some(due);
+                }
+            }
+            // The circuit: trust a closed state for a moment, ask Redis otherwise.
+            let fresh = gate.checked.is_some_and(|t| t.elapsed() < CIRCUIT_CACHE);
+            if gate.probing {
+                return Some(now + Duration::from_millis(100));
+            }
+            if !(fresh && gate.state == CircuitState::Closed) {
+                let lease = hot.webhook_timeout + Duration::from_secs(1);
+                match self
+                    .bus
+                    .circuit_allow(WEBHOOK, hot.breaker_open, lease, &self.consumer)
+                    .await
+                {
+                    Ok(a) => {
+                        gate.checked = Some(Instant::now());
+                        self.note_state(gate, a.state);
+                        if !a.allowed {
+                            let wait = a
+                                .retry_in
+                                .clamp(Duration::from_millis(50), Duration::from_secs(1));
+                            gate.blocked_until = Some(Instant::now() + wait);
+                            return gate.blocked_until;
+                        }
+                        if a.state == CircuitState::HalfOpen {
+                            gate.probing = true;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "circuit breaker unavailable; holding deliveries");
+                        gate.blocked_until = Some(Instant::now() + Duration::from_millis(500));
+                        return gate.blocked_until;
+                    }
+                }
+            }
+            let n = if gate.probing { 1 } else { n };
+            // The shared rate limit: tokens are fetched in small lots.
+            if hot.webhook_rate_limit > 0 && gate.tokens < n as u64 {
+                let lot = (book.ready.len() as u64)
+                    .clamp(n as u64, TOKEN_PREFETCH.max(n as u64))
+                    .min(hot.webhook_rate_burst);
+                match self
+                    .bus
+                    .rate_take(WEBHOOK, hot.webhook_rate_limit, hot.webhook_rate_burst, lot)
+                    .await
+                {
+                    Ok(wait) if wait.is_zero() => gate.tokens += lot,
+                    Ok(wait) => {
+                        metrics().rate_limit_waits.inc();
+                        gate.probing = false;
+                        gate.blocked_until = Some(Instant::now() + wait);
+                        return gate.blocked_until;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "rate limit unavailable; holding deliveries");
+                        gate.probing = false;
+                        gate.blocked_until = Some(Instant::now() + Duration::from_millis(500));
+                        return gate.blocked_until;
+                    }
+                }
+            }
+            gate.tokens = gate.tokens.saturating_sub(n as u64);
+            let ids: Vec<String> = book.ready.drain(..n.min(book.ready.len())).collect();
+            let body = if hot.webhook_batch <= 1 || front_solo {
+                ids.first()
+                    .and_then(|id| book.held.get(id))
+                    .map(|h| serde_json::to_vec(&h.payload).unwrap_or_default())
+                    .unwrap_or_default()
+            } else {
+                let events: Vec<&Value> = ids
+                    .iter()
+                    .filter_map(|id| book.held.get(id))
+                    .map(|h| &h.payload)
+                    .collect();
+                serde_json::to_vec(&serde_json::json!({ "events": events })).unwrap_or_default()
+            };
+            let traceparent = ids
+                .first()
+                .and_then(|id| book.held.get(id))
+                .and_then(|h| h.entry.trace().traceparent);
+            let wh = self.webhook.clone();
+            let timeout = hot.webhook_timeout;
+            running.spawn(async move {
+                let started = Instant::now();
+                let d = wh.post(body, traceparent.as_deref(), timeout).await;
+                (ids, d, started.elapsed())
+            });
+            if gate.probing {
+                break;
+            }
+        }
+        None
+    }
+
+    fn note_state(&self, gate: &mut Gate, state: CircuitState) {
+        if gate.state != state {
+            metrics()
+                .breaker_changes
+                .with_label_values(&[WEBHOOK, gate.state.as_str(), state.as_str()])
+                .inc();
+            tracing::info!(
+                from = gate.state.as_str(),
+                to = state.as_str(),
+                "webhook circuit changed"
+            );
+        }
+        gate.state = state;
+        metrics()
+            .breaker_state
+            .with_label_values(&[WEBHOOK])
+            .set(state.gauge());
+    }
+
+    /// Records the outcome of one request.
+    async fn settle(
+        &self,
+        hot: &HotConfig,
+        ids: Vec<String>,
         d: Delivery,
         took: Duration,
-        held: &mut HashMap<String, InHand>,
-        later: &mut BinaryHeap<Reverse<(Instant, String)>>,
-        acks: &mut Vec<String>,
-        dead: &mut Vec<String>,
+        book: &mut Book,
+        gate: &mut Gate,
     ) {
         let m = metrics();
         m.moog_latency.observe(took.as_secs_f64());
-        let Some(h) = held.get_mut(&id) else { return };
-        let alert_id = h.alert.as_ref().map_or("", |a| a.id.as_str()).to_string();
+        let was_probe = std::mem::take(&mut gate.probing);
+        let now_ms = mutt_core::now_ms();
+        // Only failures reaching the server (or not reaching it at all) count against the
+        // circuit; a 4xx means the webhook is up and refuses the content.
+        let circuit = match &d {
+            Delivery::Delivered => Some(true),
+            Delivery::Retry { .. } => Some(false),
+            Delivery::Rejected { .. } => None,
+        };
+        if let Some(success) = circuit
+            && (!success || gate.failures > 0 || gate.state != CircuitState::Closed || was_probe)
+        {
+            match self
+                .bus
+                .circuit_record(WEBHOOK, success, hot.breaker_threshold)
+                .await
+            {
+                Ok(r) => {
+                    gate.failures = r.failures;
+                    gate.checked = Some(Instant::now());
+                    self.note_state(gate, r.state);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record the webhook outcome on the circuit")
+                }
+            }
+        }
         match d {
             Delivery::Delivered => {
                 m.moog_requests.with_label_values(&["success", ""]).inc();
-                if let Some(a) = &h.alert {
-                    let e2e = (mutt_core::now_ms() - a.event.received_at_ms).max(0) as f64 / 1000.0;
-                    m.end_to_end_latency.observe(e2e);
+                for id in ids {
+                    if let Some(a) = book.held.get(&id).and_then(|h| h.alert.as_ref()) {
+                        let e2e = (now_ms - a.event.received_at_ms).max(0) as f64 / 1000.0;
+                        m.end_to_end_latency.observe(e2e);
+                    }
+                    book.acks.push(id);
                 }
-                acks.push(id);
             }
             Delivery::Retry {
                 reason,
                 retry_after,
             } => {
                 m.moog_requests.with_label_values(&["fail", &reason]).inc();
-                h.attempts += 1;
-                let now = mutt_core::now_ms();
-                h.first_failure_ms.get_or_insert(now);
-                h.last_error = format!("webhook: {reason}");
-                if h.attempts >= self.settings.max_attempts {
-                    tracing::warn!(alert_id = %alert_id, attempts = h.attempts, reason = %reason, "alert undeliverable: attempts exhausted");
-                    dead.push(id);
-                } else {
-                    let delay = retry_delay(&self.settings, h.attempts - 1, retry_after);
-                    tracing::debug!(alert_id = %alert_id, attempts = h.attempts, reason = %reason, delay_ms = delay.as_millis() as u64, "delivery failed; will retry");
-                    later.push(Reverse((Instant::now() + delay, id)));
+                let error = format!("webhook: {reason}");
+                let mut to_record = Vec::new();
+                for id in ids {
+                    let Some(h) = book.held.get_mut(&id) else {
+                        continue;
+                    };
+                    // A failed probe is the circuit's failure, not the alert's: whichever
+                    // alert happens to probe an outage must not run out of attempts for it.
+                    if !was_probe {
+                        h.attempts += 1;
+                    }
+                    h.first_failure_ms.get_or_insert(now_ms);
+                    h.last_error.clone_from(&error);
+                    h.recorded = true;
+                    to_record.push(id.clone());
+                    if h.attempts >= hot.forwarder_max_attempts {
+                        tracing::warn!(entry_id = %id, attempts = h.attempts, reason = %reason, "alert undeliverable: attempts exhausted");
+                        book.dead.push(id);
+                    } else {
+                        let delay = retry_delay(hot, h.attempts.saturating_sub(1), retry_after);
+                        book.later.push(Reverse((Instant::now() + delay, id)));
+                    }
                 }
+                book.failures.push((to_record, error));
             }
             Delivery::Rejected { status, excerpt } => {
                 m.moog_requests
                     .with_label_values(&["fail", &format!("http_{status}")])
                     .inc();
-                let now = mutt_core::now_ms();
-                h.attempts += 1;
-                h.first_failure_ms.get_or_insert(now);
-                h.last_error = format!("webhook refused with {status}: {excerpt}");
-                tracing::warn!(alert_id = %alert_id, status, "alert refused by the webhook; moving it to the dead-letter queue");
-                dead.push(id);
+                if ids.len() > 1 {
+                    // One alert of the batch may be the culprit: try each alone.
+                    for id in ids.iter().rev() {
+                        if let Some(h) = book.held.get_mut(id) {
+                            h.solo = true;
+                            book.ready.push_front(id.clone());
+                        }
+                    }
+                    return;
+                }
+                for id in ids {
+                    let Some(h) = book.held.get_mut(&id) else {
+                        continue;
+                    };
+                    h.attempts += 1;
+                    h.first_failure_ms.get_or_insert(now_ms);
+                    h.last_error = format!("webhook refused with {status}: {excerpt}");
+                    tracing::warn!(entry_id = %id, status, "alert refused by the webhook; moving it to the dead-letter queue");
+                    book.dead.push(id);
+                }
             }
         }
     }
 
-    /// Acknowledges delivered alerts and dead-letters refused ones, releasing them.
-    async fn flush(
-        &self,
-        acks: &mut Vec<String>,
-        dead: &mut Vec<String>,
-        held: &mut HashMap<String, InHand>,
-        shutdown: &CancellationToken,
-    ) {
+    /// Acknowledges delivered alerts, dead-letters refused ones, records failures.
+    async fn flush(&self, book: &mut Book, shutdown: &CancellationToken) {
         let stream = self.bus.names().alerts();
-        if !acks.is_empty() {
+        if !book.acks.is_empty() {
+            let acks = std::mem::take(&mut book.acks);
             match retry("acknowledge alerts", shutdown, || {
-                self.bus.ack(&stream, FORWARDER_GROUP, acks)
+                self.bus.ack(&stream, FORWARDER_GROUP, &acks)
             })
             .await
             {
-                Ok(_) => {
-                    metrics()
-                        .moog_alerts
-                        .with_label_values(&["success"])
-                        .inc_by(acks.len() as u64);
-                    for id in acks.drain(..) {
-                        held.remove(&id);
-                    }
-                }
+                Ok(_) => metrics()
+                    .moog_alerts
+                    .with_label_values(&["success"])
+                    .inc_by(acks.len() as u64),
                 // Unacknowledged deliveries are redelivered later: a duplicate with the
                 // same external_id, which the webhook deduplicates. Never a loss.
                 Err(e) => {
-                    tracing::warn!(error = %e, count = acks.len(), "cannot acknowledge delivered alerts");
-                    for id in acks.drain(..) {
-                        held.remove(&id);
-                    }
+                    tracing::warn!(error = %e, count = acks.len(), "cannot acknowledge delivered alerts")
                 }
             }
+            let recorded: Vec<String> = acks
+                .iter()
+                .filter(|id| book.held.get(*id).is_some_and(|h| h.recorded))
+                .cloned()
+                .collect();
+            if let Err(e) = self.bus.clear_failures(FORWARDER_GROUP, &recorded).await {
+                tracing::debug!(error = %e, "clearing failures");
+            }
+            for id in &acks {
+                book.held.remove(id);
+            }
+            self.leases.release(&acks);
         }
-        if !dead.is_empty() {
+        for (ids, error) in std::mem::take(&mut book.failures) {
+            if let Err(e) = self
+                .bus
+                .record_failures(FORWARDER_GROUP, &ids, &error, mutt_core::now_ms())
+                .await
+            {
+                tracing::debug!(error = %e, "recording failures");
+            }
+        }
+        if !book.dead.is_empty() {
+            let dead = std::mem::take(&mut book.dead);
             let now = mutt_core::now_ms();
             let letters: Vec<DeadLetter<'_>> = dead
                 .iter()
-                .filter_map(|id| held.get(id))
+                .filter_map(|id| book.held.get(id))
                 .map(|h| DeadLetter {
                     entry: &h.entry,
                     source_stream: &stream,
                     group: FORWARDER_GROUP,
                     consumer: &self.consumer,
-                    delivery_count: u64::from(h.attempts.max(1)),
+                    delivery_count: h.attempts.max(1),
                     last_error: &h.last_error,
                     first_failure_ms: h.first_failure_ms.unwrap_or(now),
                     last_failure_ms: now,
                 })
                 .collect();
             let n = letters.len() as u64;
+            let reasons: Vec<&'static str> = letters
+                .iter()
+                .map(|l| {
+                    if l.last_error.starts_with("webhook refused") {
+                        "rejected"
+                    } else if l.last_error.starts_with("webhook:") {
+                        "attempts_exhausted"
+                    } else {
+                        "undecodable"
+                    }
+                })
+                .collect();
             let moved = retry("dead-letter alerts", shutdown, || {
                 self.bus.move_to_dlq(&letters)
             })
             .await;
             drop(letters);
-            if moved.is_ok() {
-                metrics().moog_alerts.with_label_values(&["dlq"]).inc_by(n);
+            match moved {
+                Ok(()) => {
+                    metrics().moog_alerts.with_label_values(&["dlq"]).inc_by(n);
+                    for r in reasons {
+                        metrics()
+                            .dlq_moved
+                            .with_label_values(&[FORWARDER_GROUP, r])
+                            .inc();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot dead-letter alerts; they stay pending")
+                }
             }
-            for id in dead.drain(..) {
-                held.remove(&id);
+            for id in &dead {
+                book.held.remove(id);
             }
+            self.leases.release(&dead);
         }
     }
 }
 
-/// Reads alerts while there is room in hand. Runs in its own task so that a blocking read
-/// is never cancelled half-way.
+/// Reads alerts while there is room in hand and the circuit is closed. Runs in its own
+/// task so that a blocking read is never cancelled half-way.
 async fn read_loop(
     mut reader: GroupReader,
-    batch: usize,
+    hot: Hot,
     permits: Arc<Semaphore>,
+    paused: Arc<AtomicBool>,
+    leases: Leases,
     tx: mpsc::Sender<(StreamEntry, OwnedSemaphorePermit)>,
     shutdown: CancellationToken,
 ) {
     let mut attempt = 0u32;
     while !shutdown.is_cancelled() {
+        // An open circuit: reading more would only fill memory with alerts that wait.
+        if paused.load(Ordering::Relaxed) {
+            if sleep_or_shutdown(Duration::from_millis(100), &shutdown).await {
+                return;
+            }
+            continue;
+        }
         // Wait for room for at least one alert, then take what is free up to a batch.
-        let first = tokio::select! {
+        let mut pool = tokio::select! {
             _ = shutdown.cancelled() => return,
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
         };
-        let mut pool = first;
+        let batch = hot.borrow().forwarder_batch as usize;
         let extra = permits.available_permits().min(batch.saturating_sub(1));
         if extra > 0
             && let Ok(more) = permits.clone().try_acquire_many_owned(extra as u32)
@@ -362,6 +711,7 @@ async fn read_loop(
         match reader.read(pool.num_permits()).await {
             Ok(entries) => {
                 attempt = 0;
+                leases.hold(entries.iter().map(|e| &e.id));
                 for entry in entries {
                     // The read asked for at most as many entries as there are permits.
                     let Some(permit) = pool.split(1) else { return };
@@ -392,28 +742,19 @@ async fn read_loop(
 mod tests {
     use super::*;
 
-    fn settings() -> ForwarderSettings {
-        ForwarderSettings {
-            batch_size: 10,
-            concurrency: 4,
-            webhook_timeout: Duration::from_secs(1),
-            max_attempts: 5,
-            retry_base: Duration::from_millis(100),
-            retry_max: Duration::from_secs(2),
-        }
-    }
-
     #[test]
     fn jitter_stays_within_the_exponential_ceiling() {
-        let s = settings();
-        for attempt in 0..30 {
+        let mut h = HotConfig::default();
+        h.forwarder_retry_base = Duration::from_millis(100);
+        h.forwarder_retry_max = Duration::from_secs(2);
+        for attempt in 0..30u64 {
             let ceiling = Duration::from_millis(100 << attempt.min(20)).min(Duration::from_secs(2));
             for _ in 0..50 {
-                assert!(retry_delay(&s, attempt, None) <= ceiling);
+                assert!(retry_delay(&h, attempt, None) <= ceiling);
             }
         }
         // Retry-After is honoured, but capped.
-        assert!(retry_delay(&s, 0, Some(Duration::from_secs(1))) >= Duration::from_secs(1));
-        assert!(retry_delay(&s, 0, Some(Duration::from_secs(100))) <= Duration::from_secs(2));
+        assert!(retry_delay(&h, 0, Some(Duration::from_secs(1))) >= Duration::from_secs(1));
+        assert!(retry_delay(&h, 0, Some(Duration::from_secs(100))) <= Duration::from_secs(2));
     }
 }

@@ -39,16 +39,14 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// A client for `url` with a per-request `timeout`.
+    /// A client for `url`, keeping up to `concurrency` idle connections.
     pub fn new(
         url: &str,
         token: Option<Secret>,
-        timeout: Duration,
         concurrency: usize,
     ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(concurrency)
             // Redirects would resend the bearer token to wherever they point.
             .redirect(reqwest::redirect::Policy::none())
@@ -61,11 +59,17 @@ impl Webhook {
         })
     }
 
-    /// POSTs a JSON body.
-    pub async fn post(&self, body: Vec<u8>, traceparent: Option<&str>) -> Delivery {
+    /// POSTs a JSON body; a request that takes longer than `timeout` has failed.
+    pub async fn post(
+        &self,
+        body: Vec<u8>,
+        traceparent: Option<&str>,
+        timeout: Duration,
+    ) -> Delivery {
         let mut req = self
             .client
             .post(&self.url)
+            .timeout(timeout)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(body);
         if let Some(t) = &self.token
