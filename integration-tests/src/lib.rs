@@ -557,3 +557,160 @@ mod tests {
         assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
     }
 }
+
+/// A TCP proxy on loopback that can be cut: while it is down, existing connections are
+/// closed and new ones are refused (accepted and dropped at once). It stands in for a
+/// network outage between MUTT and a server.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    /// Where it listens.
+    pub port: u16,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Proxy {
+    /// Starts a proxy to `target` (`127.0.0.1:5432`).
+    pub async fn start(target: &str) -> anyhow::Result<Self> {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (gen_tx, _) = tokio::sync::watch::channel(0u64);
+        let generation = std::sync::Arc::new(gen_tx);
+        let (d, g, target) = (down.clone(), generation.clone(), target.to_string());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if d.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut = g.subscribe();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            port,
+            down,
+            generation,
+        })
+    }
+
+    /// Cuts every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A rule that forwards every event (fault tests count alerts one to one with events).
+pub fn forward_everything() -> mutt_core::rules::Rule {
+    mutt_core::rules::Rule {
+        id: 0,
+        match_string: Some(".".into()),
+        trap_oid: None,
+        syslog_severity: None,
+        match_type: mutt_core::rules::MatchType::Regex,
+        priority: 1,
+        prod_handling: "Page_and_ticket".into(),
+        dev_handling: "Page_and_ticket".into(),
+        team_assignment: "All".into(),
+        is_active: true,
+    }
+}
+
+/// Sends `n` sample events (with `seq` 0..n) in batches, retrying a batch until ingest
+/// accepts it (503s and refused connections during an outage are expected). `pace`
+/// spaces the batches. Returns the sequence numbers accepted (all of them, unless the
+/// deadline passed).
+pub async fn send_all(
+    ingest_urls: Vec<String>,
+    n: u64,
+    batch: usize,
+    pace: Duration,
+    deadline: Duration,
+) -> std::collections::HashSet<u64> {
+    let events = mutt::muttdev::load::build_events(n);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    let end = Instant::now() + deadline;
+    let mut accepted = std::collections::HashSet::new();
+    for (i, chunk) in events.chunks(batch).enumerate() {
+        loop {
+            if Instant::now() > end {
+                return accepted;
+            }
+            let url = &ingest_urls[i % ingest_urls.len()];
+            match post_events(&client, url, &Value::Array(chunk.to_vec())).await {
+                Ok(r) if r.status() == 202 => {
+                    accepted.extend(chunk.iter().filter_map(|e| e["seq"].as_u64()));
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        if !pace.is_zero() {
+            tokio::time::sleep(pace).await;
+        }
+    }
+    accepted
+}
+
+/// The `seq` of every event whose alert the sink received.
+pub fn delivered_seqs(sink: &Sink) -> std::collections::HashSet<u64> {
+    sink.seen()
+        .events
+        .iter()
+        .filter_map(|e| e["custom_info"]["seq"].as_u64())
+        .collect()
+}
+
+/// The sum of a metric's samples (all label sets) on a process's `/metrics`.
+pub async fn metric(ops_url: &str, name: &str) -> f64 {
+    let Ok(r) = reqwest::get(format!("{ops_url}/metrics")).await else {
+        return 0.0;
+    };
+    let text = r.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A stream entry as read back by a test: its id and its fields.
+pub type RawEntry = (String, std::collections::HashMap<String, Vec<u8>>);
+
+/// Entries in a stream of the test's prefix (`dlq:alerter`, `events`, …), as (id, fields).
+pub async fn read_stream(env: &TestEnv, name: &str) -> anyhow::Result<Vec<RawEntry>> {
+    let mut r = env.redis().await?;
+    type Fields = Vec<(String, Vec<u8>)>;
+    let v: Vec<(String, Fields)> = redis::cmd("XRANGE")
+        .arg(format!("{}:{name}", env.prefix))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut r)
+        .await?;
+    Ok(v.into_iter()
+        .map(|(id, f)| (id, f.into_iter().collect()))
+        .collect())
+}

@@ -221,3 +221,134 @@ async fn unhandled_counter_triggers_once_per_window_and_survives_redelivery() ->
     assert_eq!(r, [Some("f4".to_string())]);
     Ok(())
 }
+
+#[tokio::test]
+async fn trimming_keeps_everything_a_group_has_not_delivered_or_acknowledged() -> anyhow::Result<()>
+{
+    let bus = bus().await?;
+    let s = bus.names().events();
+    bus.ensure_group(&s, "g1").await?;
+    bus.ensure_group(&s, "g2").await?;
+    let entries: Vec<NewEntry> = (0..1000).map(|i| entry(&format!("e{i}"))).collect();
+    let ids = bus.append(&s, &entries).await?;
+    // g1 has everything delivered but only the first 500 acknowledged.
+    let mut r1 = bus.reader(&s, "g1", "c", Duration::from_millis(50)).await?;
+    r1.read(1).await?;
+    let got = r1.read(1000).await?;
+    assert_eq!(got.len(), 1000);
+    bus.ack(&s, "g1", &ids[..500]).await?;
+    // g2 has delivered and acknowledged 700.
+    let mut r2 = bus.reader(&s, "g2", "c", Duration::from_millis(50)).await?;
+    r2.read(1).await?;
+    let got = r2.read(700).await?;
+    assert_eq!(got.len(), 700);
+    bus.ack(&s, "g2", &ids[..700]).await?;
+    assert_eq!(bus.safe_trim_point(&s).await?, Some(ids[500].clone()));
+    bus.trim_acknowledged(&s).await?;
+    let left = bus.entries_by_id(&s, ids[500..].iter()).await?;
+    assert_eq!(left.len(), 500, "nothing g1 holds was removed");
+    assert!(bus.len(&s).await? >= 500);
+    // g1 acknowledges the rest: now g2's undelivered entries (700..) are the bound.
+    bus.ack(&s, "g1", &ids[500..]).await?;
+    let point = bus.safe_trim_point(&s).await?.unwrap();
+    let (ms, seq) = ids[699].split_once('-').unwrap();
+    assert_eq!(point, format!("{ms}-{}", seq.parse::<u64>()? + 1));
+    bus.trim_acknowledged(&s).await?;
+    assert_eq!(bus.entries_by_id(&s, ids[700..].iter()).await?.len(), 300);
+    // A stream without groups is never trimmed.
+    let lonely = format!("{}:lonely", bus.names().prefix());
+    bus.append(&lonely, &[entry("x")]).await?;
+    assert_eq!(bus.trim_acknowledged(&lonely).await?, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_idle_consumers_holding_nothing_are_removed() -> anyhow::Result<()> {
+    let bus = bus().await?;
+    let s = bus.names().events();
+    bus.ensure_group(&s, "g").await?;
+    let ids = bus.append(&s, &[entry("a")]).await?;
+    let mut holder = bus
+        .reader(&s, "g", "holder", Duration::from_millis(50))
+        .await?;
+    holder.read(1).await?;
+    assert_eq!(holder.read(1).await?.len(), 1);
+    let mut idle = bus
+        .reader(&s, "g", "idle", Duration::from_millis(50))
+        .await?;
+    idle.read(1).await?;
+    idle.read(1).await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let removed = bus
+        .remove_idle_consumers(&s, "g", Duration::from_millis(50), "me")
+        .await?;
+    assert_eq!(removed, ["idle"]);
+    // The holder keeps its entry; renewing works for it, and reports it lost to anyone else.
+    assert_eq!(
+        bus.delivery_counts(&s, "g", &ids).await?.get(&ids[0]),
+        Some(&1)
+    );
+    assert!(bus.renew(&s, "g", "holder", &ids).await?.is_empty());
+    assert_eq!(bus.renew(&s, "g", "someone-else", &ids).await?, ids);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_circuit_opens_lets_one_probe_through_and_closes() -> anyhow::Result<()> {
+    use mutt_bus::guard::CircuitState;
+    let bus = bus().await?;
+    let open = Duration::from_millis(300);
+    let lease = Duration::from_secs(5);
+    for _ in 0..2 {
+        bus.circuit_record("w", false, 3).await?;
+    }
+    assert!(bus.circuit_allow("w", open, lease, "a").await?.allowed);
+    let r = bus.circuit_record("w", false, 3).await?;
+    assert_eq!(
+        (r.previous, r.state),
+        (CircuitState::Closed, CircuitState::Open)
+    );
+    let a = bus.circuit_allow("w", open, lease, "a").await?;
+    assert!(!a.allowed && a.retry_in > Duration::ZERO);
+    tokio::time::sleep(open + Duration::from_millis(50)).await;
+    // One probe, whoever asks first; the others wait.
+    let first = bus.circuit_allow("w", open, lease, "a").await?;
+    let second = bus.circuit_allow("w", open, lease, "b").await?;
+    assert!(first.allowed && first.state == CircuitState::HalfOpen);
+    assert!(!second.allowed);
+    // A failed probe re-opens; a successful one closes.
+    assert_eq!(
+        bus.circuit_record("w", false, 3).await?.state,
+        CircuitState::Open
+    );
+    tokio::time::sleep(open + Duration::from_millis(50)).await;
+    assert!(bus.circuit_allow("w", open, lease, "b").await?.allowed);
+    assert_eq!(
+        bus.circuit_record("w", true, 3).await?.state,
+        CircuitState::Closed
+    );
+    assert!(bus.circuit_allow("w", open, lease, "a").await?.allowed);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_rate_limit_is_shared_and_bursts_are_bounded() -> anyhow::Result<()> {
+    let bus = bus().await?;
+    let other = Bus::connect(&url(), bus.names().prefix()).await?;
+    // 100/s with bursts of 10: ten at once, then the eleventh waits about 10 ms.
+    assert_eq!(bus.rate_take("w", 100, 10, 6).await?, Duration::ZERO);
+    assert_eq!(other.rate_take("w", 100, 10, 4).await?, Duration::ZERO);
+    let wait = bus.rate_take("w", 100, 10, 1).await?;
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_millis(11),
+        "{wait:?}"
+    );
+    tokio::time::sleep(wait).await;
+    assert_eq!(other.rate_take("w", 100, 10, 1).await?, Duration::ZERO);
+    assert_eq!(
+        bus.rate_take("w", 0, 1, 1000).await?,
+        Duration::ZERO,
+        "0 means no limit"
+    );
+    Ok(())
+}

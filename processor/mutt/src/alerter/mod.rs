@@ -424,9 +424,10 @@ impl Alerter {
         .map_err(|e| e.to_string())
     }
 
-    /// Inserts the audit rows. Returns the indexes (into `ack`) of entries whose rows
-    /// PostgreSQL refuses for good, found by inserting one by one after a batch fails
-    /// for a reason that retrying cannot fix.
+    /// Inserts the audit rows, retrying for as long as PostgreSQL is unavailable (the
+    /// batch stays in hand, its leases renewed: an outage never sends anything to the
+    /// DLQ). When the server refuses the batch itself, rows are written one by one and the
+    /// indexes (into `ack`) of the rows it refuses for good are returned.
     async fn write_audit(
         &self,
         audit: &[(AuditRow, usize)],
@@ -434,42 +435,54 @@ impl Alerter {
     ) -> Result<Vec<(usize, String)>, String> {
         let rows: Vec<AuditRow> = audit.iter().map(|(r, _)| r.clone()).collect();
         let mut attempt = 0;
+        let mut one_by_one = false;
         loop {
-            let timer = metrics().audit_write_latency.start_timer();
-            match self.store.insert_event_audit(&rows).await {
-                Ok(n) => {
-                    timer.observe_duration();
-                    metrics().audit_rows.inc_by(n);
-                    return Ok(Vec::new());
-                }
-                Err(e) if e.is_transient() => {
-                    metrics()
-                        .dependency_errors
-                        .with_label_values(&["alerter", "postgres"])
-                        .inc();
-                    tracing::warn!(error = %e, attempt, "audit write failed; retrying");
-                    if sleep_or_shutdown(backoff(attempt), shutdown).await {
-                        return Err(format!("audit write: {e}"));
-                    }
-                    attempt += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "audit batch refused; writing rows one by one");
-                    let mut refused = Vec::new();
-                    for (row, idx) in audit {
-                        match self
-                            .store
-                            .insert_event_audit(std::slice::from_ref(row))
-                            .await
-                        {
-                            Ok(n) => metrics().audit_rows.inc_by(n),
-                            Err(e) if e.is_transient() => return Err(format!("audit write: {e}")),
-                            Err(e) => refused.push((*idx, e.to_string())),
+            let error = if one_by_one {
+                let mut refused = Vec::new();
+                let mut transient = None;
+                for (row, idx) in audit {
+                    match self
+                        .store
+                        .insert_event_audit(std::slice::from_ref(row))
+                        .await
+                    {
+                        Ok(n) => metrics().audit_rows.inc_by(n),
+                        Err(e) if e.is_transient() => {
+                            transient = Some(e);
+                            break;
                         }
+                        Err(e) => refused.push((*idx, e.to_string())),
                     }
-                    return Ok(refused);
                 }
+                match transient {
+                    None => return Ok(refused),
+                    Some(e) => e,
+                }
+            } else {
+                let timer = metrics().audit_write_latency.start_timer();
+                match self.store.insert_event_audit(&rows).await {
+                    Ok(n) => {
+                        timer.observe_duration();
+                        metrics().audit_rows.inc_by(n);
+                        return Ok(Vec::new());
+                    }
+                    Err(e) if e.is_transient() => e,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audit batch refused; writing rows one by one");
+                        one_by_one = true;
+                        continue;
+                    }
+                }
+            };
+            metrics()
+                .dependency_errors
+                .with_label_values(&["alerter", "postgres"])
+                .inc();
+            tracing::warn!(error = %error, attempt, "audit write failed; retrying");
+            if sleep_or_shutdown(backoff(attempt), shutdown).await {
+                return Err(format!("audit write: {error}"));
             }
+            attempt += 1;
         }
     }
 

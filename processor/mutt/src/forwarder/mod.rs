@@ -196,13 +196,12 @@ impl Forwarder {
             let hot = self.hot.borrow().clone();
             let stopping = shutdown.is_cancelled();
             let mut wake: Option<Instant> = book.later.peek().map(|Reverse((t, _))| *t);
-            if !stopping {
-                if let Some(w) = self
+            if !stopping
+                && let Some(w) = self
                     .dispatch(&hot, &mut book, &mut gate, &mut running)
                     .await
-                {
-                    wake = Some(wake.map_or(w, |x| x.min(w)));
-                }
+            {
+                wake = Some(wake.map_or(w, |x| x.min(w)));
             }
             // Reading pauses while the circuit is not closed, but only with alerts in hand
             // to probe it with: if every replica paused empty-handed, none would probe.
@@ -744,9 +743,11 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_the_exponential_ceiling() {
-        let mut h = HotConfig::default();
-        h.forwarder_retry_base = Duration::from_millis(100);
-        h.forwarder_retry_max = Duration::from_secs(2);
+        let h = HotConfig {
+            forwarder_retry_base: Duration::from_millis(100),
+            forwarder_retry_max: Duration::from_secs(2),
+            ..HotConfig::default()
+        };
         for attempt in 0..30u64 {
             let ceiling = Duration::from_millis(100 << attempt.min(20)).min(Duration::from_secs(2));
             for _ in 0..50 {

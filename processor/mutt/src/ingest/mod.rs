@@ -64,12 +64,42 @@ pub fn app(state: Arc<IngestState>) -> Router {
         .route("/api/v1/ingest", post(ingest_v1))
         .route("/ingest", post(ingest_v1))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(limit, declared_length))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
         .layer(middleware::from_fn(correlation))
         .with_state(state)
+}
+
+/// Refuses a body whose declared length is over the limit before reading any of it, so
+/// that the client gets its 413 at once instead of after uploading the whole body. (A body
+/// without a length, or lying about it, is still cut at the limit while it is read.)
+async fn declared_length(
+    State(limit): State<usize>,
+    Extension(CorrelationId(cid)): Extension<CorrelationId>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return refuse(
+            "too_large",
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body exceeds {limit} bytes; send smaller batches"),
+                &cid,
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Serves ingest until `shutdown`; requests in flight are answered first.
