@@ -175,7 +175,6 @@ impl HotValue for String {
 const ALERTER: &[&str] = &["alerter"];
 const FORWARDER: &[&str] = &["forwarder"];
 const WORKERS: &[&str] = &["alerter", "forwarder"];
-const INGEST: &[&str] = &["ingest"];
 const ALL: &[&str] = &["ingest", "alerter", "forwarder", "control"];
 
 macro_rules! hot_settings {
@@ -272,14 +271,6 @@ hot_settings! {
     max_deliveries: u64 = "5", Kind::Count { min: 1, max: 1_000 }, WORKERS;
     /// How often streams are trimmed below what every group has acknowledged.
     trim_interval: Duration = "10s", Kind::Duration { min_ms: 100, max_ms: 86_400_000 }, WORKERS;
-    /// Events per second accepted by ingest from all clients (0: no limit).
-    ingest_rate_limit: u64 = "0", Kind::Count { min: 0, max: 100_000_000 }, INGEST;
-    /// Events per second accepted from one API key (0: no limit).
-    ingest_key_rate_limit: u64 = "0", Kind::Count { min: 0, max: 100_000_000 }, INGEST;
-    /// Unprocessed events (alerter group lag) beyond which ingest answers 503 (0: no cap).
-    ingest_max_lag: u64 = "0", Kind::Count { min: 0, max: 1_000_000_000 }, INGEST;
-    /// Lag beyond which debug and informational events are refused first (0: off).
-    ingest_shed_low_severity_lag: u64 = "0", Kind::Count { min: 0, max: 1_000_000_000 }, INGEST;
 }
 
 /// The spec of a hot setting.
