@@ -246,6 +246,8 @@ pub struct Mutt {
     pub ingest_url: String,
     /// Ops base URL.
     pub ops_url: String,
+    /// Control base URL.
+    pub control_url: String,
     /// The log file.
     pub log: PathBuf,
     /// The consumer name.
@@ -349,6 +351,7 @@ impl Mutt {
             child,
             ingest_url: format!("http://127.0.0.1:{ingest}"),
             ops_url: format!("http://127.0.0.1:{ops}"),
+            control_url: format!("http://127.0.0.1:{control}"),
             log,
             consumer: cfg.consumer.clone(),
         })
@@ -673,6 +676,60 @@ pub async fn send_all(
         }
     }
     accepted
+}
+
+/// A control API client with a key.
+#[derive(Debug, Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Api {
+    /// A client for the control API at `base` with `key`.
+    pub fn new(base: &str, key: &str) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap_or_default(),
+            base: base.trim_end_matches('/').to_string(),
+            key: key.to_string(),
+        }
+    }
+
+    /// Sends `method path` with an optional JSON body; returns (status, body, headers).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value, reqwest::header::HeaderMap)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("x-api-key", &self.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await?;
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, body, headers))
+    }
+
+    /// GET, expecting 200.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let (status, body, _) = self.call("GET", path, None).await?;
+        if status != 200 {
+            bail!("GET {path}: {status} {body}");
+        }
+        Ok(body)
+    }
 }
 
 /// The `seq` of every event whose alert the sink received.

@@ -2,6 +2,7 @@
 //! (a module per area) keeps link time down.
 
 mod bad_input;
+mod control;
 mod docs;
 mod faults;
 mod pipeline;

@@ -66,6 +66,11 @@ impl Bus {
         &self.names
     }
 
+    /// The client, for connections of their own (pub/sub).
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// A handle on the shared connection, for the modules of this crate.
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.conn.clone()

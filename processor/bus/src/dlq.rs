@@ -131,6 +131,14 @@ pub fn original_fields(entry: &StreamEntry) -> impl Iterator<Item = (&str, &[u8]
         .map(|(k, v)| (k.as_str(), v.as_slice()))
 }
 
+/// Times a dead letter was replayed before.
+pub fn replays(entry: &StreamEntry) -> u64 {
+    entry
+        .text(REPLAYS)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The failure registry: the last error of entries that failed, kept per group until the
 /// entry is acknowledged or dead-lettered, so that whoever moves an entry to the DLQ (its
 /// consumer, or another one reclaiming it after a crash) records why.
@@ -227,5 +235,118 @@ impl Bus {
             .query_async(&mut self.conn())
             .await?;
         Ok(())
+    }
+}
+
+/// A DLQ stream and its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DlqInfo {
+    /// The group (`alerter`, `forwarder`).
+    pub group: String,
+    /// The stream's name.
+    pub stream: String,
+    /// Entries in it.
+    pub depth: u64,
+    /// Id of its oldest entry.
+    pub oldest_id: Option<String>,
+}
+
+impl Bus {
+    /// State of the DLQ of each of `groups`.
+    pub async fn dlq_info(&self, groups: &[&str]) -> Result<Vec<DlqInfo>, BusError> {
+        let mut out = Vec::new();
+        for g in groups {
+            let stream = self.names().dlq(g);
+            let depth = self.len(&stream).await?;
+            let first: Vec<StreamEntry> = {
+                let v: redis::Value = redis::cmd("XRANGE")
+                    .arg(&stream)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut self.conn())
+                    .await?;
+                crate::entry::parse_entries(v)?
+            };
+            out.push(DlqInfo {
+                group: g.to_string(),
+                stream,
+                depth,
+                oldest_id: first.into_iter().next().map(|e| e.id),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Up to `count` dead letters of `group` after `after` (exclusive; `None` from the start).
+    pub async fn dlq_entries(
+        &self,
+        group: &str,
+        after: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, BusError> {
+        let start = after.map_or_else(|| "-".to_string(), |a| format!("({a}"));
+        let v: redis::Value = redis::cmd("XRANGE")
+            .arg(self.names().dlq(group))
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn())
+            .await?;
+        crate::entry::parse_entries(v)
+    }
+
+    /// Appends dead letters back to their source streams (original fields, trace context
+    /// kept, `replays` counted) and removes them from the DLQ, each in one transaction.
+    /// Returns the ids replayed; letters without a known source are skipped.
+    pub async fn dlq_replay(
+        &self,
+        group: &str,
+        letters: &[StreamEntry],
+    ) -> Result<Vec<String>, BusError> {
+        let dlq = self.names().dlq(group);
+        let mut done = Vec::new();
+        for l in letters {
+            let Some(source) = l.text(SOURCE_STREAM) else {
+                continue;
+            };
+            // Only a stream of this deployment may receive a replay.
+            if !source.starts_with(&format!("{}:", self.names().prefix())) || l.payload().is_none()
+            {
+                continue;
+            }
+            let replays = l
+                .text(REPLAYS)
+                .and_then(|r| r.parse::<u64>().ok())
+                .unwrap_or(0)
+                + 1;
+            let mut xadd = redis::cmd("XADD");
+            xadd.arg(source).arg("*");
+            for (k, v) in original_fields(l) {
+                xadd.arg(k).arg(v);
+            }
+            xadd.arg(REPLAYS).arg(replays);
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            pipe.add_command(xadd).ignore();
+            pipe.cmd("XDEL").arg(&dlq).arg(&l.id).ignore();
+            let () = pipe.query_async(&mut self.conn()).await?;
+            done.push(l.id.clone());
+        }
+        Ok(done)
+    }
+
+    /// Deletes dead letters; returns how many existed.
+    pub async fn dlq_purge(&self, group: &str, ids: &[String]) -> Result<u64, BusError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        Ok(redis::cmd("XDEL")
+            .arg(self.names().dlq(group))
+            .arg(ids)
+            .query_async(&mut self.conn())
+            .await?)
     }
 }

@@ -166,6 +166,18 @@ impl Bus {
         })
     }
 
+    /// The state of the shared circuit `name`, read only (an open circuit whose period is
+    /// over reads as open until somebody probes it).
+    pub async fn circuit_state(&self, name: &str) -> Result<CircuitState, BusError> {
+        let s: Option<String> = redis::cmd("HGET")
+            .arg(self.breaker_key(name))
+            .arg("state")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(s.as_deref()
+            .map_or(CircuitState::Closed, CircuitState::parse))
+    }
+
     /// Records the outcome of a request on the shared circuit `name`: a success closes it;
     /// `threshold` consecutive failures (or a failed probe) open it.
     pub async fn circuit_record(

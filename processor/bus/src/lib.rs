@@ -16,12 +16,14 @@
 //! - [`dlq`]: moving entries to `{p}:dlq:<group>` with provenance, atomically with the ack.
 //! - [`trim`]: trimming streams below what every group has delivered and acknowledged.
 //! - [`guard`]: the webhook's shared circuit breaker and rate limit.
+//! - [`control`]: hot-setting snapshots, announcements, applied versions, the key registry.
 //! - [`error`]: [`BusError`](error::BusError) and whether it is worth retrying.
 
 #![forbid(unsafe_code)]
 
 pub mod claim;
 pub mod client;
+pub mod control;
 pub mod dlq;
 pub mod entry;
 pub mod error;

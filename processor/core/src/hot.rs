@@ -175,6 +175,7 @@ impl HotValue for String {
 const ALERTER: &[&str] = &["alerter"];
 const FORWARDER: &[&str] = &["forwarder"];
 const WORKERS: &[&str] = &["alerter", "forwarder"];
+const CONTROL: &[&str] = &["control"];
 const ALL: &[&str] = &["ingest", "alerter", "forwarder", "control"];
 
 macro_rules! hot_settings {
@@ -271,6 +272,12 @@ hot_settings! {
     max_deliveries: u64 = "5", Kind::Count { min: 1, max: 1_000 }, WORKERS;
     /// How often streams are trimmed below what every group has acknowledged.
     trim_interval: Duration = "10s", Kind::Duration { min_ms: 100, max_ms: 86_400_000 }, WORKERS;
+    /// How often dead letters are replayed automatically when the downstream is healthy (0s: never).
+    dlq_replay_interval: Duration = "5m", Kind::Duration { min_ms: 0, max_ms: 86_400_000 }, CONTROL;
+    /// Dead letters replayed per automatic round and DLQ.
+    dlq_replay_batch: u64 = "100", Kind::Count { min: 1, max: 100_000 }, CONTROL;
+    /// Replays after which a dead letter is parked: only an operator replays it again.
+    dlq_max_replays: u64 = "3", Kind::Count { min: 0, max: 1_000 }, CONTROL;
 }
 
 /// The spec of a hot setting.

@@ -1,20 +1,25 @@
-//! Roles and their lifecycle: connect, start, drain, stop.
+//! Roles and their lifecycle: connect, start, follow the control plane, drain, stop.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mutt_bus::Bus;
 use mutt_core::settings::{Settings, redact_url};
 use mutt_store::Store;
+use mutt_telemetry::LogHandle;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::alerter::{Alerter, RuleCache};
-use crate::auth::ApiKeys;
+use crate::auth::KeyRing;
+use crate::control::{Background, ControlState};
 use crate::forwarder::Forwarder;
 use crate::forwarder::webhook::Webhook;
 use crate::ingest::IngestState;
+use crate::live::Live;
 use crate::ops::{self, Flag, OpsState};
 use crate::worker::Leases;
 
@@ -27,6 +32,8 @@ pub enum Role {
     Alerter,
     /// The webhook sender.
     Forwarder,
+    /// The control-plane API and its background work.
+    Control,
 }
 
 impl Role {
@@ -36,13 +43,17 @@ impl Role {
             Self::Ingest => "ingest",
             Self::Alerter => "alerter",
             Self::Forwarder => "forwarder",
+            Self::Control => "control",
         }
     }
 }
 
+/// Every long-running role (`mutt all`).
+pub const ALL: &[Role] = &[Role::Ingest, Role::Alerter, Role::Forwarder, Role::Control];
+
 /// Retries `connect` until it succeeds or `shutdown`; dependencies that start after MUTT
 /// (a pod restart order, a compose stack) are waited for, not fatal.
-async fn connect<T, E: std::fmt::Display, Fut: std::future::Future<Output = Result<T, E>>>(
+async fn connect<T, E: std::fmt::Display, Fut: Future<Output = Result<T, E>>>(
     what: &str,
     shutdown: &CancellationToken,
     mut f: impl FnMut() -> Fut,
@@ -81,10 +92,12 @@ pub async fn run(
     roles: &[Role],
     settings: Settings,
     prepare_db: bool,
+    log: LogHandle,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let needs_db = roles.contains(&Role::Alerter);
-    let webhook = if roles.contains(&Role::Forwarder) {
+    let has = |r: Role| roles.contains(&r);
+    let needs_db = has(Role::Alerter) || has(Role::Control);
+    let webhook = if has(Role::Forwarder) {
         let url = settings.require_webhook()?;
         Some(Webhook::new(
             url,
@@ -94,9 +107,15 @@ pub async fn run(
     } else {
         None
     };
+    // Listeners first: a port in use is a configuration error, reported at once.
     let ops_listener = ops::bind(settings.ops_listen, "MUTT_OPS_LISTEN").await?;
-    let mut ingest_listener = if roles.contains(&Role::Ingest) {
+    let mut ingest_listener = if has(Role::Ingest) {
         Some(ops::bind(settings.ingest_listen, "MUTT_INGEST_LISTEN").await?)
+    } else {
+        None
+    };
+    let mut control_listener = if has(Role::Control) {
+        Some(ops::bind(settings.control_listen, "MUTT_CONTROL_LISTEN").await?)
     } else {
         None
     };
@@ -120,23 +139,43 @@ pub async fn run(
         None
     };
 
-    // Hot settings: the values at start; the control plane publishes new ones.
-    let (_hot_tx, hot) = tokio::sync::watch::channel(Arc::new(settings.hot.clone()));
-    let rules_loaded = Flag::new("rules_loaded");
-    let mut flags = Vec::new();
-    if needs_db {
-        flags.push(rules_loaded.clone());
+    let (hot_tx, hot) = watch::channel(Arc::new(settings.hot.clone()));
+    let (_generations_tx, generations) = watch::channel(BTreeMap::new());
+    let keys = KeyRing::new(settings.api_key.as_ref().map(|k| k.expose()));
+    if settings.api_key.is_none() && (has(Role::Ingest) || has(Role::Control)) {
+        tracing::warn!(
+            "MUTT_API_KEY is not set: only keys created through the control API are accepted"
+        );
     }
+    let rules = RuleCache::default();
+    let rules_loaded = Flag::new("rules_loaded");
     let ops_state = OpsState {
         roles: roles.iter().map(|r| r.name()).collect(),
         consumer: settings.consumer.clone(),
         bus: Some(bus.clone()),
         store: store.clone(),
-        flags,
+        flags: if has(Role::Alerter) {
+            vec![rules_loaded.clone()]
+        } else {
+            Vec::new()
+        },
     };
-    // The ops listener outlives the roles, so that probes see the drain.
+    // The ops listener and the control-plane link outlive the roles, so that probes see
+    // the drain and settings keep applying while work finishes.
     let ops_stop = CancellationToken::new();
     let ops_task = tokio::spawn(ops::serve(ops_listener, ops_state, ops_stop.clone()));
+    let live = Live {
+        bus: bus.clone(),
+        base: settings.hot.clone(),
+        hot: hot_tx,
+        roles: roles.iter().map(|r| r.name().to_string()).collect(),
+        consumer: settings.consumer.clone(),
+        log,
+        rules: has(Role::Alerter).then(|| rules.clone()),
+        keys: (has(Role::Ingest) || has(Role::Control)).then(|| keys.clone()),
+        generations,
+    };
+    let live_task = tokio::spawn(live.run(ops_stop.clone()));
 
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
     for role in roles {
@@ -144,14 +183,9 @@ pub async fn run(
         let stop = shutdown.clone();
         match role {
             Role::Ingest => {
-                let mut keys = ApiKeys::default();
-                match &settings.api_key {
-                    Some(k) => keys.add("bootstrap", k.expose()),
-                    None => tracing::warn!("MUTT_API_KEY is not set: ingest refuses every request"),
-                }
                 let state = Arc::new(IngestState {
                     bus: bus.clone(),
-                    keys,
+                    keys: keys.clone(),
                     settings: settings.ingest.clone(),
                     stream: bus.names().events(),
                 });
@@ -177,7 +211,7 @@ pub async fn run(
                     limits: settings.ingest.limits.clone(),
                     consumer: settings.consumer.clone(),
                     read_block: settings.read_block,
-                    rules: RuleCache::default(),
+                    rules: rules.clone(),
                     ready: rules_loaded.clone(),
                     leases: Leases::default(),
                 };
@@ -198,6 +232,41 @@ pub async fn run(
                     leases: Leases::default(),
                 };
                 tasks.spawn(f.run(stop).instrument(span));
+            }
+            Role::Control => {
+                let Some(store) = store.clone() else { continue };
+                let Some(listener) = control_listener.take() else {
+                    continue;
+                };
+                let state = Arc::new(ControlState {
+                    bus: bus.clone(),
+                    store,
+                    keys: keys.clone(),
+                    hot: hot.clone(),
+                });
+                let background = Background {
+                    state: state.clone(),
+                    consumer: settings.consumer.clone(),
+                };
+                tasks.spawn(
+                    {
+                        let stop = stop.clone();
+                        async move {
+                            background.run(stop).await;
+                            Ok(())
+                        }
+                    }
+                    .instrument(span.clone()),
+                );
+                tracing::info!(parent: &span, listen = %settings.control_listen, "control listening");
+                tasks.spawn(
+                    async move {
+                        crate::control::serve(listener, state, stop)
+                            .await
+                            .map_err(Into::into)
+                    }
+                    .instrument(span),
+                );
             }
         }
     }
@@ -227,6 +296,7 @@ pub async fn run(
     }
     ops_stop.cancel();
     let _ = ops_task.await;
+    let _ = live_task.await;
     if let Some(s) = &store {
         s.close().await;
     }

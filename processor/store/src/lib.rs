@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod control;
 pub mod db;
 pub mod error;
 pub mod rules;

@@ -77,6 +77,12 @@ pub struct Metrics {
     pub breaker_changes: IntCounterVec,
     /// Times the shared webhook rate limit made alerts wait.
     pub rate_limit_waits: IntCounter,
+    /// Version of the hot-setting snapshot this process applied (0: start values).
+    pub config_version: IntGauge,
+    /// Dead letters replayed, by group and how (api|auto).
+    pub dlq_replayed: IntCounterVec,
+    /// Entries in each DLQ.
+    pub dlq_depth: IntGaugeVec,
     /// Build information (value 1).
     pub build_info: IntGaugeVec,
 }
@@ -277,6 +283,23 @@ impl Metrics {
                 &r,
                 "mutt_moog_rate_limit_hits_total",
                 "Times the shared webhook rate limit made alerts wait.",
+            ),
+            config_version: gauge(
+                &r,
+                "mutt_config_version_applied",
+                "Version of the hot-setting snapshot this process applied (0: start values).",
+            ),
+            dlq_replayed: counter_vec(
+                &r,
+                "mutt_dlq_replayed_total",
+                "Dead letters replayed to their source stream.",
+                &["group", "how"],
+            ),
+            dlq_depth: gauge_vec(
+                &r,
+                "mutt_dlq_depth",
+                "Entries in each dead-letter queue.",
+                &["group"],
             ),
             build_info: gauge_vec(&r, "mutt_build_info", "Build information.", &["version"]),
             registry: r,

@@ -29,6 +29,8 @@ enum Command {
     Alerter,
     /// Sends alerts to the webhook.
     Forwarder,
+    /// The control-plane API: rules, settings, audit, dead letters, keys.
+    Control,
     /// Every long-running role in one process; creates and migrates the database first.
     All,
     /// Creates the database if needed and applies the migrations in sql/.
@@ -57,7 +59,7 @@ fn main() -> anyhow::Result<()> {
     let settings = Sources::new(env, file)
         .and_then(|s| Settings::load(&s))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    mutt_telemetry::init_logging(
+    let log = mutt_telemetry::init_logging(
         &settings.hot.log_level,
         settings.log_format == LogFormat::Json,
     )
@@ -71,18 +73,13 @@ fn main() -> anyhow::Result<()> {
         mutt::shutdown::on_signal(shutdown.clone());
         let r = match cli.command {
             Command::Migrate => app::migrate(&settings).await,
-            Command::Ingest => app::run(&[Role::Ingest], settings, false, shutdown).await,
-            Command::Alerter => app::run(&[Role::Alerter], settings, false, shutdown).await,
-            Command::Forwarder => app::run(&[Role::Forwarder], settings, false, shutdown).await,
-            Command::All => {
-                app::run(
-                    &[Role::Ingest, Role::Alerter, Role::Forwarder],
-                    settings,
-                    true,
-                    shutdown,
-                )
-                .await
+            Command::Ingest => app::run(&[Role::Ingest], settings, false, log, shutdown).await,
+            Command::Alerter => app::run(&[Role::Alerter], settings, false, log, shutdown).await,
+            Command::Forwarder => {
+                app::run(&[Role::Forwarder], settings, false, log, shutdown).await
             }
+            Command::Control => app::run(&[Role::Control], settings, false, log, shutdown).await,
+            Command::All => app::run(app::ALL, settings, true, log, shutdown).await,
         };
         if let Err(e) = &r {
             tracing::error!(error = %format!("{e:#}"), "mutt failed");

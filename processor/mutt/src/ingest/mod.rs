@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
 use self::body::{BodyError, BodyKind, Parsed, body_kind};
-use crate::auth::ApiKeys;
+use crate::auth::{KeyRing, Scope};
 use crate::http::{ApiError, CorrelationId, correlation, presented_key};
 
 /// When v1 was deprecated (RFC 9745 `Deprecation`, a Unix time): 2026-11-01T00:00:00Z.
@@ -48,7 +48,7 @@ pub struct IngestState {
     /// Redis.
     pub bus: Bus,
     /// Accepted API keys.
-    pub keys: ApiKeys,
+    pub keys: KeyRing,
     /// Limits and timeouts.
     pub settings: IngestSettings,
     /// `{p}:events`.
@@ -149,8 +149,8 @@ fn check_key(state: &IngestState, headers: &HeaderMap, cid: &str) -> Result<(), 
             ),
         ));
     };
-    if state.keys.verify(key).is_none() {
-        return Err(refuse(
+    match state.keys.verify(key) {
+        None => Err(refuse(
             "auth",
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -158,9 +158,18 @@ fn check_key(state: &IngestState, headers: &HeaderMap, cid: &str) -> Result<(), 
                 "invalid API key",
                 cid,
             ),
-        ));
+        )),
+        Some(c) if !c.may(Scope::Ingest) => Err(refuse(
+            "auth",
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("the key {:?} has no ingest scope", c.name),
+                cid,
+            ),
+        )),
+        Some(_) => Ok(()),
     }
-    Ok(())
 }
 
 fn read_body(

@@ -1,0 +1,229 @@
+//! The control plane's Redis side: the current hot-setting snapshot, announcements on
+//! `{p}:control`, the versions each consumer applied, and the API key registry.
+//!
+//! PostgreSQL holds the history; Redis holds what every process reads (a forwarder or an
+//! ingest pod has no database). Announcements only say "something changed": a process that
+//! missed one catches up by polling the snapshot's version.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::client::Bus;
+use crate::error::BusError;
+
+/// A control-plane announcement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Announcement {
+    /// A new hot-setting snapshot.
+    Config {
+        /// Its version.
+        version: i64,
+    },
+    /// Rules, development hosts or device teams changed.
+    Rules,
+    /// API keys changed.
+    Keys,
+    /// A secret rotation step.
+    Secrets {
+        /// The secret's name.
+        name: String,
+        /// Its generation.
+        generation: i64,
+    },
+}
+
+/// The hot-setting snapshot as stored in Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Version (the PostgreSQL row).
+    pub version: i64,
+    /// Overrides, key → value.
+    pub values: BTreeMap<String, String>,
+}
+
+/// What one process reported applying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// Consumer name.
+    pub consumer: String,
+    /// Roles of the process.
+    pub roles: Vec<String>,
+    /// Snapshot version applied.
+    pub version: i64,
+    /// Credential generations in use, by secret name.
+    #[serde(default)]
+    pub generations: BTreeMap<String, i64>,
+    /// When it last reported, ms since the epoch.
+    pub seen_ms: i64,
+}
+
+/// An API key as every process sees it: the digest, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Hex SHA-256 of the key.
+    pub digest: String,
+    /// The key's name.
+    pub name: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// Expiry, ms since the epoch.
+    pub expires_ms: Option<i64>,
+}
+
+/// Sets the snapshot only if it is newer than the stored one, so that a slow writer can
+/// never move the configuration back.
+static SET_IF_NEWER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local ok, decoded = pcall(cjson.decode, cur)
+  if ok and tonumber(decoded['version']) >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"#,
+    )
+});
+
+impl Bus {
+    fn key(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.names().prefix())
+    }
+
+    /// Announces a change on `{p}:control`; returns how many subscribers received it.
+    pub async fn announce(&self, a: &Announcement) -> Result<u64, BusError> {
+        let msg = serde_json::to_string(a).map_err(|e| BusError::Protocol(e.to_string()))?;
+        Ok(self.conn().publish(self.names().control(), msg).await?)
+    }
+
+    /// Stores `snapshot` unless a newer one is there. Returns whether it was stored.
+    pub async fn store_snapshot(&self, snapshot: &Snapshot) -> Result<bool, BusError> {
+        let text =
+            serde_json::to_string(snapshot).map_err(|e| BusError::Protocol(e.to_string()))?;
+        let stored: i64 = SET_IF_NEWER
+            .key(self.key("config"))
+            .arg(snapshot.version)
+            .arg(text)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(stored == 1)
+    }
+
+    /// The current snapshot, if any was published.
+    pub async fn snapshot(&self) -> Result<Option<Snapshot>, BusError> {
+        let text: Option<String> = self.conn().get(self.key("config")).await?;
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| BusError::Protocol(format!("config snapshot: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Records what this process applied (also its heartbeat for `config/versions`).
+    pub async fn report_applied(&self, applied: &Applied) -> Result<(), BusError> {
+        let text = serde_json::to_string(applied).map_err(|e| BusError::Protocol(e.to_string()))?;
+        let _: () = self
+            .conn()
+            .hset(self.key("config:applied"), &applied.consumer, text)
+            .await?;
+        Ok(())
+    }
+
+    /// What every process reported; entries not refreshed for `stale_after` are dropped.
+    pub async fn applied_versions(
+        &self,
+        stale_after: Duration,
+        now_ms: i64,
+    ) -> Result<Vec<Applied>, BusError> {
+        let all: BTreeMap<String, String> = self.conn().hgetall(self.key("config:applied")).await?;
+        let mut out = Vec::new();
+        let mut stale = Vec::new();
+        for (field, text) in all {
+            match serde_json::from_str::<Applied>(&text) {
+                Ok(a) if now_ms - a.seen_ms <= stale_after.as_millis() as i64 => out.push(a),
+                _ => stale.push(field),
+            }
+        }
+        if !stale.is_empty() {
+            let _: i64 = self.conn().hdel(self.key("config:applied"), stale).await?;
+        }
+        Ok(out)
+    }
+
+    /// Replaces the API key registry with `keys`, in one transaction.
+    pub async fn publish_keys(&self, keys: &[KeyRecord]) -> Result<(), BusError> {
+        let k = self.key("apikeys");
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(&k).ignore();
+        for r in keys {
+            let text = serde_json::to_string(r).map_err(|e| BusError::Protocol(e.to_string()))?;
+            pipe.hset(&k, &r.digest, text).ignore();
+        }
+        let () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// The API key registry.
+    pub async fn keys(&self) -> Result<Vec<KeyRecord>, BusError> {
+        let all: BTreeMap<String, String> = self.conn().hgetall(self.key("apikeys")).await?;
+        Ok(all
+            .values()
+            .filter_map(|t| serde_json::from_str(t).ok())
+            .collect())
+    }
+
+    /// Listens to `{p}:control` until `tx` is closed, resubscribing after any connection
+    /// loss, and hands every announcement to `tx`. Run it as a task; abort it to stop.
+    pub async fn listen_control(&self, tx: mpsc::UnboundedSender<Announcement>) {
+        use futures_util::StreamExt;
+        let channel = self.names().control();
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let pubsub = match self.client().get_async_pubsub().await {
+                Ok(mut p) => match p.subscribe(&channel).await {
+                    Ok(()) => Some(p),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "control channel: cannot subscribe");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "control channel: cannot connect");
+                    None
+                }
+            };
+            if let Some(mut p) = pubsub {
+                delay = Duration::from_millis(200);
+                let mut messages = p.on_message();
+                while let Some(m) = messages.next().await {
+                    let Ok(text) = m.get_payload::<String>() else {
+                        continue;
+                    };
+                    match serde_json::from_str::<Announcement>(&text) {
+                        Ok(a) => {
+                            if tx.send(a).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "control channel: unknown announcement ignored")
+                        }
+                    }
+                }
+                tracing::warn!("control channel: connection lost; resubscribing");
+            }
+            if tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! Dead-letter queues: list, page through with provenance, replay, purge.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use base64::Engine;
+use mutt_bus::StreamEntry;
+use mutt_bus::dlq;
+use mutt_bus::names::{ALERTER_GROUP, FORWARDER_GROUP};
+use mutt_core::codec;
+use mutt_core::event::Limits;
+use mutt_store::control::{Actor, Change};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{Body, Ctx, Params, reason};
+use super::{ControlState, bus_error, ok, store_error};
+use crate::http::ApiError;
+
+/// The DLQs there are: one per group.
+pub(super) const GROUPS: &[&str] = &[ALERTER_GROUP, FORWARDER_GROUP];
+/// Most dead letters one replay or purge selects by scanning.
+const SCAN_LIMIT: usize = 100_000;
+
+fn group<'a>(name: &'a str, cid: &str) -> Result<&'a str, ApiError> {
+    if GROUPS.contains(&name) {
+        Ok(name)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no DLQ {name:?}; there are {}", GROUPS.join(" and ")),
+            cid,
+        ))
+    }
+}
+
+fn check_id(id: &str, cid: &str) -> Result<(), ApiError> {
+    let ok = id
+        .split_once('-')
+        .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("id: {id:?} is not a stream id such as 1700000000000-0"),
+            cid,
+        ))
+    }
+}
+
+fn age_seconds(id: Option<&str>) -> Option<i64> {
+    let ms = mutt_bus::entry::id_millis(id?)?;
+    Some(((mutt_core::now_ms() - ms) / 1000).max(0))
+}
+
+pub(super) async fn list(
+    State(s): State<Arc<ControlState>>,
+    ctx: Ctx,
+) -> Result<Response, ApiError> {
+    let infos = s
+        .bus
+        .dlq_info(GROUPS)
+        .await
+        .map_err(|e| bus_error(e, &ctx.cid))?;
+    let dlqs: Vec<Value> = infos
+        .iter()
+        .map(|i| {
+            json!({
+                "name": i.group, "stream": i.stream, "depth": i.depth,
+                "oldest_id": i.oldest_id, "oldest_age_seconds": age_seconds(i.oldest_id.as_deref()),
+            })
+        })
+        .collect();
+    Ok(ok(json!({"dlqs": dlqs})))
+}
+
+/// A dead letter as the API shows it: provenance, and the payload decoded when it can be.
+fn letter_json(group: &str, e: &StreamEntry) -> Value {
+    let text = |k: &str| e.text(k).map(str::to_string);
+    let num = |k: &str| e.text(k).and_then(|v| v.parse::<i64>().ok());
+    let limits = Limits::default();
+    let (payload, error) = match e.payload() {
+        None => (Value::Null, Some("no payload".to_string())),
+        Some(p) if group == ALERTER_GROUP => match codec::decode_event(p, &limits) {
+            Ok(ev) => (
+                json!({"event_id": ev.id, "correlation_id": ev.correlation_id, "event": ev.to_json()}),
+                None,
+            ),
+            Err(err) => (Value::Null, Some(err.to_string())),
+        },
+        Some(p) => match codec::decode_alert(p, &limits) {
+            Ok(a) => (
+                json!({"alert_id": a.id, "team": a.team, "event": a.event.to_json()}),
+                None,
+            ),
+            Err(err) => (Value::Null, Some(err.to_string())),
+        },
+    };
+    let raw = error
+        .as_ref()
+        .and(e.payload())
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(p));
+    json!({
+        "id": e.id,
+        "source_stream": text(dlq::SOURCE_STREAM),
+        "source_id": text(dlq::SOURCE_ID),
+        "group": text(dlq::GROUP),
+        "consumer": text(dlq::CONSUMER),
+        "delivery_count": num(dlq::DELIVERY_COUNT),
+        "last_error": text(dlq::LAST_ERROR),
+        "first_failure_ms": num(dlq::FIRST_FAILURE_MS),
+        "last_failure_ms": num(dlq::LAST_FAILURE_MS),
+        "replays": dlq::replays(e),
+        "traceparent": e.trace().traceparent,
+        "payload": payload,
+        "payload_error": error,
+        "payload_base64": raw,
+    })
+}
+
+/// Paging through a DLQ.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct EntriesQuery {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+pub(super) async fn entries(
+    State(s): State<Arc<ControlState>>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Params(q): Params<EntriesQuery>,
+) -> Result<Response, ApiError> {
+    let g = group(&name, &ctx.cid)?;
+    if let Some(a) = &q.after {
+        check_id(a, &ctx.cid)?;
+    }
+    let limit = q.limit.unwrap_or(50);
+    if limit == 0 || limit > 200 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "limit: from 1 to 200",
+            &ctx.cid,
+        ));
+    }
+    let list = s
+        .bus
+        .dlq_entries(g, q.after.as_deref(), limit as usize)
+        .await
+        .map_err(|e| bus_error(e, &ctx.cid))?;
+    let next = (list.len() == limit as usize)
+        .then(|| list.last().map(|e| e.id.clone()))
+        .flatten();
+    let entries: Vec<Value> = list.iter().map(|e| letter_json(g, e)).collect();
+    Ok(ok(json!({"entries": entries, "next": next})))
+}
+
+/// Which dead letters a replay or purge takes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Selection {
+    /// These ids.
+    ids: Option<Vec<String>>,
+    /// Every dead letter (with the filters below, if any).
+    #[serde(default)]
+    all: bool,
+    /// Only those whose last error contains this text.
+    error_contains: Option<String>,
+    /// Only those that came from this source entry.
+    source_id: Option<String>,
+    /// Why (required).
+    reason: Option<String>,
+}
+
+async fn select(
+    s: &ControlState,
+    g: &str,
+    sel: &Selection,
+    cid: &str,
+) -> Result<Vec<StreamEntry>, ApiError> {
+    let filtered = sel.error_contains.is_some() || sel.source_id.is_some();
+    if sel.ids.is_none() && !sel.all && !filtered {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "say which dead letters: ids, all, error_contains or source_id",
+            cid,
+        ));
+    }
+    let keep = |e: &StreamEntry| {
+        sel.error_contains
+            .as_deref()
+            .is_none_or(|t| e.text(dlq::LAST_ERROR).is_some_and(|err| err.contains(t)))
+            && sel
+                .source_id
+                .as_deref()
+                .is_none_or(|id| e.text(dlq::SOURCE_ID) == Some(id))
+    };
+    if let Some(ids) = &sel.ids {
+        if ids.len() > 10_000 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "ids: at most 10000 at once",
+                cid,
+            ));
+        }
+        for id in ids {
+            check_id(id, cid)?;
+        }
+        let found = s
+            .bus
+            .entries_by_id(&s.bus.names().dlq(g), ids.iter())
+            .await
+            .map_err(|e| bus_error(e, cid))?;
+        return Ok(found.into_iter().filter(|e| keep(e)).collect());
+    }
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s
+            .bus
+            .dlq_entries(g, after.as_deref(), 1000)
+            .await
+            .map_err(|e| bus_error(e, cid))?;
+        let n = page.len();
+        after = page.last().map(|e| e.id.clone());
+        out.extend(page.into_iter().filter(|e| keep(e)));
+        if n < 1000 || out.len() >= SCAN_LIMIT {
+            break;
+        }
+    }
+    out.truncate(SCAN_LIMIT);
+    Ok(out)
+}
+
+fn summary(ids: &[String], sel: &Selection) -> Value {
+    json!({
+        "count": ids.len(),
+        "ids": ids.iter().take(100).collect::<Vec<_>>(),
+        "filter": {"all": sel.all, "error_contains": sel.error_contains, "source_id": sel.source_id, "ids_given": sel.ids.as_ref().map(Vec::len)},
+    })
+}
+
+pub(super) async fn replay(
+    State(s): State<Arc<ControlState>>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Body(sel): Body<Selection>,
+) -> Result<Response, ApiError> {
+    let g = group(&name, &ctx.cid)?;
+    let why = reason(sel.reason.clone(), true, &ctx.cid)?;
+    let letters = select(&s, g, &sel, &ctx.cid).await?;
+    let replayed = s
+        .bus
+        .dlq_replay(g, &letters)
+        .await
+        .map_err(|e| bus_error(e, &ctx.cid))?;
+    let actor = Actor {
+        who: ctx.caller.name.clone(),
+        reason: why,
+        correlation_id: ctx.cid.clone(),
+    };
+    s.store
+        .record_change(
+            &actor,
+            &Change {
+                operation: "REPLAY",
+                table: "dlq",
+                record_id: None,
+                record_key: Some(g),
+                old: None,
+                new: Some(summary(&replayed, &sel)),
+            },
+        )
+        .await
+        .map_err(|e| store_error(e, &ctx.cid))?;
+    mutt_telemetry::metrics()
+        .dlq_replayed
+        .with_label_values(&[g, "api"])
+        .inc_by(replayed.len() as u64);
+    Ok(ok(json!({"replayed": replayed.len(), "ids": replayed})))
+}
+
+pub(super) async fn purge(
+    State(s): State<Arc<ControlState>>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Body(sel): Body<Selection>,
+) -> Result<Response, ApiError> {
+    let g = group(&name, &ctx.cid)?;
+    let why = reason(sel.reason.clone(), true, &ctx.cid)?;
+    let letters = select(&s, g, &sel, &ctx.cid).await?;
+    let ids: Vec<String> = letters.iter().map(|e| e.id.clone()).collect();
+    let n = s
+        .bus
+        .dlq_purge(g, &ids)
+        .await
+        .map_err(|e| bus_error(e, &ctx.cid))?;
+    let actor = Actor {
+        who: ctx.caller.name.clone(),
+        reason: why,
+        correlation_id: ctx.cid.clone(),
+    };
+    s.store
+        .record_change(
+            &actor,
+            &Change {
+                operation: "PURGE",
+                table: "dlq",
+                record_id: None,
+                record_key: Some(g),
+                old: Some(summary(&ids, &sel)),
+                new: None,
+            },
+        )
+        .await
+        .map_err(|e| store_error(e, &ctx.cid))?;
+    Ok(ok(json!({"purged": n})))
+}
+
+/// Purging one dead letter: the reason is a query parameter.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct PurgeQuery {
+    reason: Option<String>,
+}
+
+pub(super) async fn purge_one(
+    State(s): State<Arc<ControlState>>,
+    ctx: Ctx,
+    Path((name, id)): Path<(String, String)>,
+    Params(q): Params<PurgeQuery>,
+) -> Result<Response, ApiError> {
+    let g = group(&name, &ctx.cid)?;
+    check_id(&id, &ctx.cid)?;
+    let why = reason(q.reason, true, &ctx.cid)?;
+    let n = s
+        .bus
+        .dlq_purge(g, std::slice::from_ref(&id))
+        .await
+        .map_err(|e| bus_error(e, &ctx.cid))?;
+    if n == 0 {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no dead letter {id} in {g}"),
+            &ctx.cid,
+        ));
+    }
+    let actor = Actor {
+        who: ctx.caller.name.clone(),
+        reason: why,
+        correlation_id: ctx.cid.clone(),
+    };
+    s.store
+        .record_change(
+            &actor,
+            &Change {
+                operation: "PURGE",
+                table: "dlq",
+                record_id: None,
+                record_key: Some(g),
+                old: Some(json!({"ids": [id]})),
+                new: None,
+            },
+        )
+        .await
+        .map_err(|e| store_error(e, &ctx.cid))?;
+    Ok(ok(json!({"purged": 1})))
+}
+
+/// Replays, on its own, what can be replayed: the oldest dead letters replayed fewer than
+/// `max_replays` times, at most `batch` per call. Returns (replayed, parked).
+pub(super) async fn auto_replay(
+    s: &ControlState,
+    g: &str,
+    batch: usize,
+    max_replays: u64,
+) -> Result<(usize, usize), mutt_bus::BusError> {
+    let mut letters = Vec::new();
+    let mut parked = 0;
+    let mut after: Option<String> = None;
+    while letters.len() < batch {
+        let page = s.bus.dlq_entries(g, after.as_deref(), 500).await?;
+        let n = page.len();
+        after = page.last().map(|e| e.id.clone());
+        for e in page {
+            if dlq::replays(&e) >= max_replays {
+                parked += 1;
+            } else if letters.len() < batch {
+                letters.push(e);
+            }
+        }
+        if n < 500 {
+            break;
+        }
+    }
+    let done = s.bus.dlq_replay(g, &letters).await?;
+    if !done.is_empty() {
+        let actor = Actor {
+            who: "mutt-remediation".into(),
+            reason: Some("automatic replay: downstream healthy".into()),
+            correlation_id: String::new(),
+        };
+        let sel = Selection {
+            all: true,
+            ..Selection::default()
+        };
+        if let Err(e) = s
+            .store
+            .record_change(
+                &actor,
+                &Change {
+                    operation: "REPLAY",
+                    table: "dlq",
+                    record_id: None,
+                    record_key: Some(g),
+                    old: None,
+                    new: Some(summary(&done, &sel)),
+                },
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "automatic replay not audited");
+        }
+        mutt_telemetry::metrics()
+            .dlq_replayed
+            .with_label_values(&[g, "auto"])
+            .inc_by(done.len() as u64);
+    }
+    Ok((done.len(), parked))
+}

@@ -1,0 +1,168 @@
+//! Extractors that answer bad requests in MUTT's error shape (a client mistake is a 400
+//! naming what is wrong, never a 500 or a plain-text rejection).
+
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::auth::Caller;
+use crate::http::{ApiError, CorrelationId};
+
+/// The request's context: its correlation id and the authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Correlation id.
+    pub cid: String,
+    /// Caller (`anonymous` on public endpoints).
+    pub caller: Caller,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let cid = parts
+            .extensions
+            .get::<CorrelationId>()
+            .map(|c| c.0.clone())
+            .unwrap_or_default();
+        let caller = parts.extensions.get::<Caller>().cloned().unwrap_or(Caller {
+            name: "anonymous".into(),
+            scopes: Vec::new(),
+        });
+        Ok(Self { cid, caller })
+    }
+}
+
+/// A JSON body; a malformed one is a 400 with serde's explanation.
+#[derive(Debug)]
+pub(super) struct Body<T>(pub(super) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let cid = req
+            .extensions()
+            .get::<CorrelationId>()
+            .map(|c| c.0.clone())
+            .unwrap_or_default();
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(r) => {
+                let status = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else if r.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                Err(ApiError::new(status, "invalid_body", r.body_text(), &cid))
+            }
+        }
+    }
+}
+
+/// Query parameters; malformed ones are a 400.
+#[derive(Debug)]
+pub(super) struct Params<T>(pub(super) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let cid = parts
+            .extensions
+            .get::<CorrelationId>()
+            .map(|c| c.0.clone())
+            .unwrap_or_default();
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Self(v))
+            .map_err(|r| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    r.body_text(),
+                    &cid,
+                )
+            })
+    }
+}
+
+/// A page request: `page` from 1, `limit` up to 200.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Paging {
+    /// Page.
+    pub(super) page: u32,
+    /// Rows per page.
+    pub(super) limit: u32,
+}
+
+impl Paging {
+    /// Validates page and limit (defaults 1 and 50).
+    pub(super) fn new(page: Option<u32>, limit: Option<u32>, cid: &str) -> Result<Self, ApiError> {
+        let page = page.unwrap_or(1);
+        let limit = limit.unwrap_or(50);
+        if page == 0 || page > 1_000_000 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "page: from 1 to 1000000",
+                cid,
+            ));
+        }
+        if limit == 0 || limit > 200 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "limit: from 1 to 200",
+                cid,
+            ));
+        }
+        Ok(Self { page, limit })
+    }
+}
+
+/// Parses an optional RFC 3339 query value.
+pub(super) fn time_param(
+    v: &Option<String>,
+    name: &str,
+    cid: &str,
+) -> Result<Option<time::OffsetDateTime>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(s) => time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map(Some)
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    format!("{name}: {s:?} is not an RFC 3339 time"),
+                    cid,
+                )
+            }),
+    }
+}
+
+/// A reason: required ones must be 1–1000 characters.
+pub(super) fn reason(
+    r: Option<String>,
+    required: bool,
+    cid: &str,
+) -> Result<Option<String>, ApiError> {
+    let r = r.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    match &r {
+        None if required => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "reason: a reason is required for this change",
+            cid,
+        )),
+        Some(s) if s.chars().count() > 1000 => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "reason: at most 1000 characters",
+            cid,
+        )),
+        _ => Ok(r),
+    }
+}
