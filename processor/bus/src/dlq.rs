@@ -26,6 +26,8 @@ pub const FIRST_FAILURE_MS: &str = "first_failure_ms";
 pub const LAST_FAILURE_MS: &str = "last_failure_ms";
 /// Provenance field: times the entry was replayed from a DLQ before.
 pub const REPLAYS: &str = "replays";
+/// The `traceparent` of the replay that put an entry back (its spans link to it).
+pub const REPLAYED_BY: &str = "replayed_by";
 
 /// Why and how an entry is dead-lettered.
 #[derive(Debug, Clone)]
@@ -305,6 +307,7 @@ impl Bus {
         &self,
         group: &str,
         letters: &[StreamEntry],
+        replayed_by: Option<&str>,
     ) -> Result<Vec<String>, BusError> {
         let dlq = self.names().dlq(group);
         let mut done = Vec::new();
@@ -328,6 +331,9 @@ impl Bus {
                 xadd.arg(k).arg(v);
             }
             xadd.arg(REPLAYS).arg(replays);
+            if let Some(by) = replayed_by {
+                xadd.arg(REPLAYED_BY).arg(by);
+            }
             let mut pipe = redis::pipe();
             pipe.atomic();
             pipe.add_command(xadd).ignore();

@@ -15,14 +15,9 @@ pub const TRACEPARENT: &str = "traceparent";
 /// Field holding the W3C `tracestate`.
 pub const TRACESTATE: &str = "tracestate";
 
-/// W3C trace context carried by an entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TraceContext {
-    /// `traceparent` header value.
-    pub traceparent: Option<String>,
-    /// `tracestate` header value.
-    pub tracestate: Option<String>,
-}
+/// W3C trace context carried by an entry (the telemetry crate's carrier, so that spans
+/// can be parented on it directly).
+pub use mutt_telemetry::otel::Carrier as TraceContext;
 
 /// An entry to append.
 #[derive(Debug, Clone)]

@@ -68,6 +68,12 @@ pub struct Settings {
     pub consumer: String,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub otel_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`: `grpc` (false) or `http/protobuf` (true).
+    pub otel_http: bool,
+    /// `OTEL_SERVICE_NAME`, overriding `mutt-<role>`.
+    pub otel_service_name: Option<String>,
+    /// `MUTT_TRACE_SAMPLE_RATIO`: share of new traces sampled (parent-based).
+    pub trace_sample_ratio: f64,
     /// `MUTT_LOG_FORMAT`.
     pub log_format: LogFormat,
     /// How long a stopping process may take to finish what it holds.
@@ -348,6 +354,18 @@ impl Settings {
             api_key: r.optional("MUTT_API_KEY", secret),
             consumer: r.get("MUTT_CONSUMER", default_consumer, name),
             otel_endpoint: r.optional("OTEL_EXPORTER_OTLP_ENDPOINT", http_url),
+            otel_http: r.get("OTEL_EXPORTER_OTLP_PROTOCOL", false, |s| match s {
+                "grpc" => Ok(false),
+                "http/protobuf" => Ok(true),
+                _ => Err(format!("{s:?} is neither grpc nor http/protobuf")),
+            }),
+            otel_service_name: r.optional("OTEL_SERVICE_NAME", name),
+            trace_sample_ratio: r.get("MUTT_TRACE_SAMPLE_RATIO", 1.0, |s| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|r| (0.0..=1.0).contains(r))
+                    .ok_or_else(|| format!("{s:?} is not a ratio from 0 to 1"))
+            }),
             log_format: r.get("MUTT_LOG_FORMAT", LogFormat::Text, |s| {
                 match s.to_ascii_lowercase().as_str() {
                     "text" => Ok(LogFormat::Text),

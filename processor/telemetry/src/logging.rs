@@ -1,8 +1,13 @@
-//! The `tracing` subscriber.
+//! The `tracing` subscriber: text or JSON lines, a level that can change at run time, and
+//! OpenTelemetry export when an endpoint is configured.
 
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
+use tracing_subscriber::{EnvFilter, Layer, Registry, fmt, reload};
+
+use crate::json::JsonLayer;
+use crate::otel::{self, OtelSettings};
 
 /// Changes the log filter of a running process (hot `log_level`).
 #[derive(Debug, Clone)]
@@ -41,25 +46,70 @@ impl LogHandle {
     }
 }
 
-/// Installs the global subscriber: `json` selects one JSON object per line (timestamp,
-/// level, message, target and the fields of the enclosing spans, such as role and
-/// consumer). Calling it twice keeps the first subscriber (tests).
-pub fn init_logging(level: &str, json: bool) -> Result<LogHandle, LogLevelError> {
+/// Logging and tracing of a process; [`Telemetry::shutdown`] flushes the spans.
+#[derive(Debug)]
+pub struct Telemetry {
+    /// Changes the log level.
+    pub log: LogHandle,
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Flushes and stops the span exporter.
+    pub fn shutdown(&self) {
+        if let Some(p) = &self.provider {
+            let _ = p.force_flush();
+            let _ = p.shutdown();
+        }
+    }
+}
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// Bad log level.
+    #[error(transparent)]
+    Level(#[from] LogLevelError),
+    /// Bad exporter settings.
+    #[error(transparent)]
+    Otel(#[from] otel::OtelError),
+}
+
+/// Installs the global subscriber: logs (text, or `json`) filtered by `level`, and spans to
+/// OTLP when `otel` is given (spans of MUTT's own code at info and above, whatever the log
+/// level). Calling it twice keeps the first subscriber (tests). Call it inside a Tokio
+/// runtime when exporting.
+pub fn init(level: &str, json: bool, otel: Option<&OtelSettings>) -> Result<Telemetry, TelemetryError> {
     let (filter, handle) = reload::Layer::new(parse_filter(level)?);
-    let registry = tracing_subscriber::registry().with(filter);
-    let installed = if json {
-        registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_target(true),
-            )
-            .try_init()
+    let provider = otel.map(otel::provider).transpose()?;
+    let otel_layer = provider.as_ref().map(|p| {
+        otel::layer(p).with_filter(
+            EnvFilter::builder()
+                .with_regex(false)
+                .parse_lossy("mutt=info,mutt_bus=info,mutt_store=info,off"),
+        )
+    });
+    let logs = if json {
+        JsonLayer.boxed()
     } else {
-        registry.with(fmt::layer().with_target(true)).try_init()
+        fmt::layer().with_target(true).boxed()
     };
-    Ok(LogHandle(installed.ok().map(|()| handle)))
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(otel_layer)
+        .try_init();
+    Ok(Telemetry {
+        log: LogHandle(installed.ok().map(|()| handle)),
+        provider,
+    })
+}
+
+/// Logging only (tools and tests).
+pub fn init_logging(level: &str, json: bool) -> Result<LogHandle, LogLevelError> {
+    match init(level, json, None) {
+        Ok(t) => Ok(t.log),
+        Err(TelemetryError::Level(e)) => Err(e),
+        Err(TelemetryError::Otel(_)) => Ok(LogHandle(None)),
+    }
 }

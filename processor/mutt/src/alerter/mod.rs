@@ -23,7 +23,7 @@ use mutt_core::fingerprint::fingerprint;
 use mutt_core::hot::HotConfig;
 use mutt_core::rules::{Outcome, RuleSet};
 use mutt_store::{AuditRow, Store};
-use mutt_telemetry::metrics;
+use mutt_telemetry::{metrics, otel};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -76,6 +76,38 @@ struct Outputs {
     alerts: Vec<NewEntry>,
     /// Undecodable entries, with why.
     poison: Vec<(StreamEntry, String)>,
+    /// The processing span of each traced event (only sampled traces have one); they end
+    /// when the batch is written.
+    spans: Vec<tracing::Span>,
+}
+
+/// The processing span of one event, a child of the span that appended it (ingest, or a
+/// replay that links back here), or None when its trace is not sampled.
+pub(crate) fn entry_span(name: &'static str, kind: &'static str, entry: &StreamEntry) -> Option<tracing::Span> {
+    let trace = entry.trace();
+    if !otel::enabled() || !trace.sampled() {
+        return None;
+    }
+    let span = tracing::info_span!(
+        "process",
+        otel.name = name,
+        otel.kind = kind,
+        entry_id = %entry.id,
+        outcome = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    otel::set_parent(&span, &trace);
+    if let Some(by) = entry.text(mutt_bus::dlq::REPLAYED_BY) {
+        otel::add_link(
+            &span,
+            &otel::Carrier {
+                traceparent: Some(by.to_string()),
+                tracestate: None,
+            },
+        );
+    }
+    Some(span)
 }
 
 impl Alerter {
@@ -231,6 +263,10 @@ impl Alerter {
             };
             let idx = out.ack.len();
             out.ack.push(entry.id.clone());
+            // What the alert carries onwards: this event's processing span, if traced.
+            let span = entry_span("alerter.process", "consumer", entry);
+            let trace = span.as_ref().map_or_else(|| entry.trace(), |s| otel::carrier_of(s, &entry.trace()));
+            out.spans.extend(span);
             match rules.evaluate(&event) {
                 Outcome::Handled {
                     rule,
@@ -245,7 +281,7 @@ impl Alerter {
                         let alert =
                             Alert::for_rule(&event, rule.id, handling, &rule.team_assignment, now);
                         match codec::encode_alert(&alert) {
-                            Ok(p) => out.alerts.push(NewEntry::new(p, entry.trace())),
+                            Ok(p) => out.alerts.push(NewEntry::new(p, trace.clone())),
                             Err(e) => {
                                 out.ack.pop();
                                 out.poison.push((entry.clone(), e.to_string()));
@@ -405,7 +441,13 @@ impl Alerter {
             }
         }
         if !out.audit.is_empty() {
+            let audit_spans: Vec<tracing::Span> = out
+                .spans
+                .iter()
+                .map(|s| tracing::info_span!(parent: s, "audit.write", otel.name = "audit.write", rows = out.audit.len()))
+                .collect();
             let refused = self.write_audit(&out.audit, shutdown).await?;
+            drop(audit_spans);
             if !refused.is_empty() {
                 out = self.drop_refused(out, refused, shutdown).await?;
             }

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mutt::app::{self, Role};
 use mutt_core::settings::{LogFormat, Settings, Sources};
+use mutt_telemetry::otel::OtelSettings;
 use tokio_util::sync::CancellationToken;
 
 /// MUTT: routes syslog, SNMP traps and webhook events into audited alerts, on Redis Streams.
@@ -59,31 +60,42 @@ fn main() -> anyhow::Result<()> {
     let settings = Sources::new(env, file)
         .and_then(|s| Settings::load(&s))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let log = mutt_telemetry::init_logging(
-        &settings.hot.log_level,
-        settings.log_format == LogFormat::Json,
-    )
-    .map_err(|e| anyhow::anyhow!("MUTT_LOG_LEVEL: {e}"))?;
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Inside the runtime: the gRPC span exporter needs one.
+        let service = match &cli.command {
+            Command::Ingest => "mutt-ingest",
+            Command::Alerter => "mutt-alerter",
+            Command::Forwarder => "mutt-forwarder",
+            Command::Control => "mutt-control",
+            Command::All | Command::Migrate => "mutt",
+        };
+        let otel = settings.otel_endpoint.as_ref().map(|endpoint| OtelSettings {
+            endpoint: endpoint.clone(),
+            http: settings.otel_http,
+            service_name: settings.otel_service_name.clone().unwrap_or_else(|| service.to_string()),
+            instance_id: settings.consumer.clone(),
+            sample_ratio: settings.trace_sample_ratio,
+        });
+        let telemetry = mutt_telemetry::init(&settings.hot.log_level, settings.log_format == LogFormat::Json, otel.as_ref())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let log = telemetry.log.clone();
         let shutdown = CancellationToken::new();
         mutt::shutdown::on_signal(shutdown.clone());
         let r = match cli.command {
             Command::Migrate => app::migrate(&settings).await,
             Command::Ingest => app::run(&[Role::Ingest], settings, false, log, shutdown).await,
             Command::Alerter => app::run(&[Role::Alerter], settings, false, log, shutdown).await,
-            Command::Forwarder => {
-                app::run(&[Role::Forwarder], settings, false, log, shutdown).await
-            }
+            Command::Forwarder => app::run(&[Role::Forwarder], settings, false, log, shutdown).await,
             Command::Control => app::run(&[Role::Control], settings, false, log, shutdown).await,
             Command::All => app::run(app::ALL, settings, true, log, shutdown).await,
         };
         if let Err(e) = &r {
             tracing::error!(error = %format!("{e:#}"), "mutt failed");
         }
+        telemetry.shutdown();
         r
     })
 }

@@ -13,6 +13,7 @@ use mutt_core::codec;
 use mutt_core::event::Limits;
 use mutt_store::control::{Actor, Change};
 use serde::Deserialize;
+use mutt_telemetry::otel;
 use serde_json::{Value, json};
 
 use super::extract::{Body, Ctx, Params, reason};
@@ -257,11 +258,13 @@ pub(super) async fn replay(
     let g = group(&name, &ctx.cid)?;
     let why = reason(sel.reason.clone(), true, &ctx.cid)?;
     let letters = select(&s, g, &sel, &ctx.cid).await?;
+    let (span, by) = replay_span(g, &letters);
     let replayed = s
         .bus
-        .dlq_replay(g, &letters)
+        .dlq_replay(g, &letters, by.as_deref())
         .await
         .map_err(|e| bus_error(e, &ctx.cid))?;
+    drop(span);
     let actor = Actor {
         who: ctx.caller.name.clone(),
         reason: why,
@@ -375,6 +378,29 @@ pub(super) async fn purge_one(
     Ok(ok(json!({"purged": 1})))
 }
 
+/// The span of a replay: a new trace that links to every replayed entry's original trace
+/// (up to 128); the replayed entries keep their own trace context and carry this span's as
+/// `replayed_by`, so that their processing spans link back to it.
+fn replay_span(group: &str, letters: &[StreamEntry]) -> (tracing::Span, Option<String>) {
+    let span = tracing::info_span!(
+        "dlq.replay",
+        otel.name = "dlq.replay",
+        group = group,
+        count = letters.len(),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    if !otel::enabled() {
+        return (span, None);
+    }
+    otel::record_ids(&span);
+    for l in letters.iter().take(128) {
+        otel::add_link(&span, &l.trace());
+    }
+    let by = otel::carrier_of(&span, &otel::Carrier::default()).traceparent;
+    (span, by)
+}
+
 /// Replays, on its own, what can be replayed: the oldest dead letters replayed fewer than
 /// `max_replays` times, at most `batch` per call. Returns (replayed, parked).
 pub(super) async fn auto_replay(
@@ -401,7 +427,9 @@ pub(super) async fn auto_replay(
             break;
         }
     }
-    let done = s.bus.dlq_replay(g, &letters).await?;
+    let (span, by) = replay_span(g, &letters);
+    let done = s.bus.dlq_replay(g, &letters, by.as_deref()).await?;
+    drop(span);
     if !done.is_empty() {
         let actor = Actor {
             who: "mutt-remediation".into(),

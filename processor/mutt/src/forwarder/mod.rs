@@ -24,7 +24,7 @@ use mutt_core::alert::Alert;
 use mutt_core::codec;
 use mutt_core::event::Limits;
 use mutt_core::hot::HotConfig;
-use mutt_telemetry::metrics;
+use mutt_telemetry::{metrics, otel};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -431,15 +431,33 @@ impl Forwarder {
                     .collect();
                 serde_json::to_vec(&serde_json::json!({ "events": events })).unwrap_or_default()
             };
-            let traceparent = ids
-                .first()
-                .and_then(|id| book.held.get(id))
-                .and_then(|h| h.entry.trace().traceparent);
+            // The delivery's client span: a child of the first alert's trace, linked to
+            // the others of a batch; its context goes to the webhook as `traceparent`.
+            let first = ids.first().and_then(|id| book.held.get(id));
+            let span = first.and_then(|h| crate::alerter::entry_span("forwarder.deliver", "client", &h.entry));
+            if let Some(sp) = &span {
+                for other in ids.iter().skip(1).filter_map(|id| book.held.get(id)) {
+                    otel::add_link(sp, &other.entry.trace());
+                }
+            }
+            let incoming = first.map(|h| h.entry.trace()).unwrap_or_default();
+            let traceparent = match &span {
+                Some(sp) => otel::carrier_of(sp, &incoming).traceparent,
+                None => incoming.traceparent,
+            };
             let wh = self.webhook.clone();
             let timeout = hot.webhook_timeout;
             running.spawn(async move {
                 let started = Instant::now();
                 let d = wh.post(body, traceparent.as_deref(), timeout).await;
+                if let Some(sp) = &span {
+                    let outcome = match &d {
+                        Delivery::Delivered => "delivered".to_string(),
+                        Delivery::Retry { reason, .. } => format!("retry: {reason}"),
+                        Delivery::Rejected { status, .. } => format!("rejected: {status}"),
+                    };
+                    sp.record("outcome", outcome.as_str());
+                }
                 (ids, d, started.elapsed())
             });
             if gate.probing {

@@ -22,7 +22,8 @@ use mutt_bus::{Bus, NewEntry, TraceContext};
 use mutt_core::codec;
 use mutt_core::event::{Envelope, ValidationError, validate};
 use mutt_core::settings::IngestSettings;
-use mutt_telemetry::metrics;
+use mutt_telemetry::{metrics, otel};
+use tracing::Instrument;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
@@ -278,11 +279,29 @@ async fn ingest_v2(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let timer = metrics().ingest_latency.start_timer();
-    let resp = handle_v2(&state, &cid, &headers, body)
+    let span = request_span("POST /api/v2/ingest", &cid, &headers);
+    let resp = handle_v2(&state, &cid, &headers, body, &span)
+        .instrument(span.clone())
         .await
         .unwrap_or_else(IntoResponse::into_response);
+    span.record("http.response.status_code", resp.status().as_u16());
     timer.observe_duration();
     resp
+}
+
+/// The server span of an ingest request, a child of the caller's `traceparent` if any.
+fn request_span(name: &'static str, cid: &str, headers: &HeaderMap) -> tracing::Span {
+    let span = tracing::info_span!(
+        "ingest",
+        otel.name = name,
+        otel.kind = "server",
+        correlation_id = %cid,
+        http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    otel::set_parent(&span, &trace_context(headers));
+    span
 }
 
 async fn handle_v2(
@@ -290,6 +309,7 @@ async fn handle_v2(
     cid: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    span: &tracing::Span,
 ) -> Result<Response, Refused> {
     check_key(state, headers, cid)?;
     let ct = headers
@@ -337,7 +357,8 @@ async fn handle_v2(
             ),
         })?;
     let now = mutt_core::now_ms();
-    let trace = trace_context(headers);
+    // Entries carry this request's span, so the alerter's span is its child.
+    let trace = otel::carrier_of(span, &trace_context(headers));
     let items = match parsed {
         Parsed::Single(item) => {
             let (id, entry) = prepare(state, item, cid, now, &trace).map_err(|e| {
@@ -446,11 +467,14 @@ async fn ingest_v1(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let timer = metrics().ingest_latency.start_timer();
+    let span = request_span("POST /api/v1/ingest", &cid, &headers);
     let resp = deprecated(
-        handle_v1(&state, &cid, &headers, body)
+        handle_v1(&state, &cid, &headers, body, &span)
+            .instrument(span.clone())
             .await
             .unwrap_or_else(IntoResponse::into_response),
     );
+    span.record("http.response.status_code", resp.status().as_u16());
     timer.observe_duration();
     resp
 }
@@ -460,6 +484,7 @@ async fn handle_v1(
     cid: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    span: &tracing::Span,
 ) -> Result<Response, Refused> {
     check_key(state, headers, cid)?;
     let bytes = read_body(body, state.settings.max_body_bytes, cid)?;
@@ -496,7 +521,8 @@ async fn handle_v1(
             ));
         }
     };
-    let trace = trace_context(headers);
+    // Entries carry this request's span, so the alerter's span is its child.
+    let trace = otel::carrier_of(span, &trace_context(headers));
     let (id, entry) = prepare(state, item, cid, mutt_core::now_ms(), &trace).map_err(|e| {
         metrics()
             .ingest_events

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Property-based API test of the control plane: runs schemathesis against a live
+# `mutt control` (on a fresh PostgreSQL database and a fresh Redis prefix) with
+# schemas/control.openapi.yaml, and fails on any 5xx and on any answer that the document
+# does not describe (status code, content type, body schema, headers).
+#
+# Needs: target/debug/mutt (cargo build --bins), PostgreSQL on 127.0.0.1:5432 (user postgres,
+# trust auth), Redis on 127.0.0.1:6379, python3 (3.11+) with venv, curl.
+# Extra arguments go to `st run` (e.g. --seed 1234, --include-operation-id createRule).
+# Environment: ST_MAX_EXAMPLES (default 30), ST_MAX_TIME (seconds, default 150),
+# ST_VENV (default ~/.cache/mutt-schemathesis-$ST_VERSION).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+ST_VERSION=4.32.5
+ST_VENV=${ST_VENV:-$HOME/.cache/mutt-schemathesis-$ST_VERSION}
+BIN=$ROOT/target/debug/mutt
+SPEC=$ROOT/schemas/control.openapi.yaml
+MAX_EXAMPLES=${ST_MAX_EXAMPLES:-30}
+MAX_TIME=${ST_MAX_TIME:-150}
+PG="psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1 -qtA"
+REDIS="redis-cli -h 127.0.0.1 -p 6379"
+
+if [[ ! -x $BIN ]]; then
+  echo "schemathesis.sh: $BIN is missing: run cargo build --bins first" >&2
+  exit 1
+fi
+
+# --- schemathesis, in its own virtualenv
+if ! "$ST_VENV/bin/st" --version 2>/dev/null | grep -q "version $ST_VERSION\$"; then
+  echo "--- installing schemathesis $ST_VERSION into $ST_VENV"
+  rm -rf "$ST_VENV"
+  python3 -m venv "$ST_VENV"
+  "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
+fi
+"$ST_VENV/bin/st" --version
+
+# --- a scratch world: database, Redis prefix, ports, key
+rand() { python3 -c 'import secrets; print(secrets.token_hex(8))'; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+ID=$(rand)
+DB=mutt_st_$ID
+PREFIX=mutt_st_$ID
+PORT=$(free_port)
+OPS_PORT=$(free_port)
+while [[ $OPS_PORT == "$PORT" ]]; do OPS_PORT=$(free_port); done
+API_KEY=st_$(rand)$(rand)
+WORK=$(mktemp -d /tmp/mutt-schemathesis.XXXXXX)
+LOG=$WORK/control.log
+PID=
+
+cleanup() {
+  local rc=$?
+  set +e
+  if [[ -n $PID ]] && kill -0 "$PID" 2>/dev/null; then
+    kill "$PID"
+    for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$PID" 2>/dev/null && kill -9 "$PID"
+    wait "$PID" 2>/dev/null
+  fi
+  $PG -d postgres -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null
+  $REDIS --scan --pattern "$PREFIX:*" | xargs -r $REDIS del >/dev/null
+  if [[ $rc -ne 0 && -s $LOG ]]; then
+    echo "--- last lines of the control log ($LOG)"
+    tail -n 30 "$LOG"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "--- database $DB, prefix $PREFIX, control on 127.0.0.1:$PORT"
+$PG -d postgres -c "CREATE DATABASE \"$DB\"" >/dev/null
+export MUTT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
+export MUTT_REDIS_URL="${MUTT_REDIS_URL:-redis://127.0.0.1:6379}"
+export MUTT_PREFIX=$PREFIX
+export MUTT_CONTROL_LISTEN=127.0.0.1:$PORT
+export MUTT_OPS_LISTEN=127.0.0.1:$OPS_PORT
+export MUTT_API_KEY=$API_KEY
+export MUTT_LOG_LEVEL=${MUTT_LOG_LEVEL:-warn}
+"$BIN" migrate >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log"; exit 1; }
+
+"$BIN" control >"$LOG" 2>&1 &
+PID=$!
+BASE=http://127.0.0.1:$PORT
+for i in $(seq 1 100); do
+  curl -fsS -o /dev/null "$BASE/api/v2/version" 2>/dev/null && break
+  kill -0 "$PID" 2>/dev/null || { echo "mutt control exited at start" >&2; exit 1; }
+  [[ $i == 100 ]] && { echo "mutt control did not answer GET /api/v2/version within 20 s" >&2; exit 1; }
+  sleep 0.2
+done
+
+# Dead letters to page through, replay and purge: one per DLQ, with provenance and a payload
+# that does not decode (so the payload_error / payload_base64 branch is exercised).
+for g in alerter forwarder; do
+  src=$PREFIX:events
+  [[ $g == forwarder ]] && src=$PREFIX:alerts
+  for n in 1 2 3; do
+    $REDIS XADD "$PREFIX:dlq:$g" '*' source_stream "$src" source_id "1700000000000-$n" group "$g" \
+      consumer schemathesis delivery_count 5 last_error "seeded by schemathesis.sh" \
+      first_failure_ms 1700000000000 last_failure_ms 1700000000001 payload "not messagepack" >/dev/null
+  done
+done
+
+# --- the run
+echo "--- schemathesis against $BASE (max $MAX_EXAMPLES examples per operation, at most ${MAX_TIME}s)"
+set +e
+"$ST_VENV/bin/st" run "$SPEC" \
+  --url "$BASE" \
+  --header "X-API-Key: $API_KEY" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --max-examples "$MAX_EXAMPLES" \
+  --max-time "$MAX_TIME" \
+  --request-timeout 10 \
+  --workers 2 \
+  --report junit --report-junit-path "$WORK/junit.xml" \
+  "$@"
+ST_RC=$?
+set -e
+if ! kill -0 "$PID" 2>/dev/null; then
+  echo "mutt control died during the run" >&2
+  [[ $ST_RC -eq 0 ]] && ST_RC=1
+fi
+exit "$ST_RC"
