@@ -35,12 +35,18 @@ fn routes(file: &str, prefix: &str) -> Vec<(String, String)> {
     let src = std::fs::read_to_string(repo().join(file)).expect(file);
     let route = regex::Regex::new(r#"\.route\(\s*"([^"]+)""#).unwrap();
     let method = regex::Regex::new(r"\b(get|post|put|delete|patch)\(").unwrap();
-    let starts: Vec<(usize, String)> = route.captures_iter(&src).map(|c| (c.get(0).unwrap().start(), c[1].to_string())).collect();
+    let starts: Vec<(usize, String)> = route
+        .captures_iter(&src)
+        .map(|c| (c.get(0).unwrap().start(), c[1].to_string()))
+        .collect();
     let mut out = Vec::new();
     for (i, (at, path)) in starts.iter().enumerate() {
         let end = starts.get(i + 1).map_or(src.len(), |(n, _)| *n);
         let segment = &src[*at..end];
-        let segment = &segment[..segment.find(".layer(").or_else(|| segment.find(".fallback(")).unwrap_or(segment.len())];
+        let segment = &segment[..segment
+            .find(".layer(")
+            .or_else(|| segment.find(".fallback("))
+            .unwrap_or(segment.len())];
         for m in method.captures_iter(segment) {
             out.push((m[1].to_string(), format!("{prefix}{path}")));
         }
@@ -56,7 +62,10 @@ fn documented(doc: &str, method: &str, path: &str) -> bool {
         let indent = line.len() - line.trim_start().len();
         let t = line.trim_end();
         if indent == 2 && t.trim_start().ends_with(':') {
-            let key = t.trim_start().trim_end_matches(':').trim_matches(|c| c == '"' || c == '\'');
+            let key = t
+                .trim_start()
+                .trim_end_matches(':')
+                .trim_matches(|c| c == '"' || c == '\'');
             in_path = key == path;
         } else if indent < 2 && !t.is_empty() {
             in_path = false;
@@ -69,8 +78,10 @@ fn documented(doc: &str, method: &str, path: &str) -> bool {
 
 #[test]
 fn every_route_is_in_the_openapi_documents() {
-    let control = std::fs::read_to_string(repo().join("schemas/control.openapi.yaml")).expect("control.openapi.yaml");
-    let ingest = std::fs::read_to_string(repo().join("schemas/ingest.openapi.yaml")).expect("ingest.openapi.yaml");
+    let control = std::fs::read_to_string(repo().join("schemas/control.openapi.yaml"))
+        .expect("control.openapi.yaml");
+    let ingest = std::fs::read_to_string(repo().join("schemas/ingest.openapi.yaml"))
+        .expect("ingest.openapi.yaml");
     let mut checked = 0;
     let mut missing = Vec::new();
     for (doc, file, prefix) in [
@@ -85,6 +96,12 @@ fn every_route_is_in_the_openapi_documents() {
             }
         }
     }
-    assert!(checked > 40, "{checked} routes found: the route scanner is broken");
-    assert!(missing.is_empty(), "routes missing from schemas/*.openapi.yaml: {missing:?}");
+    assert!(
+        checked > 40,
+        "{checked} routes found: the route scanner is broken"
+    );
+    assert!(
+        missing.is_empty(),
+        "routes missing from schemas/*.openapi.yaml: {missing:?}"
+    );
 }

@@ -8,3 +8,4 @@ mod faults;
 mod pipeline;
 mod semantics;
 mod shutdown;
+mod traces;

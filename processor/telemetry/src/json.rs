@@ -15,7 +15,16 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 /// Field names (or parts of them) that never reach a log line.
-const SECRET_NAMES: &[&str] = &["password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "credential"];
+const SECRET_NAMES: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "credential",
+];
 
 fn is_secret(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
@@ -27,7 +36,11 @@ struct Fields<'a>(&'a mut Map<String, Value>);
 
 impl Fields<'_> {
     fn put(&mut self, field: &Field, v: Value) {
-        let v = if is_secret(field.name()) { Value::String("[redacted]".into()) } else { v };
+        let v = if is_secret(field.name()) {
+            Value::String("[redacted]".into())
+        } else {
+            v
+        };
         self.0.insert(field.name().to_string(), v);
     }
 }
@@ -89,7 +102,10 @@ where
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         line.insert("timestamp".into(), Value::String(now));
-        line.insert("level".into(), Value::String(meta.level().as_str().to_ascii_lowercase()));
+        line.insert(
+            "level".into(),
+            Value::String(meta.level().as_str().to_ascii_lowercase()),
+        );
         line.insert("target".into(), Value::String(meta.target().to_string()));
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
@@ -115,7 +131,13 @@ mod tests {
 
     #[test]
     fn secret_field_names() {
-        for n in ["password", "webhook_token", "API_KEY", "Authorization", "db_password_next"] {
+        for n in [
+            "password",
+            "webhook_token",
+            "API_KEY",
+            "Authorization",
+            "db_password_next",
+        ] {
             assert!(is_secret(n), "{n}");
         }
         for n in ["message", "correlation_id", "consumer", "trace_id"] {

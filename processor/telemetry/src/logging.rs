@@ -79,7 +79,11 @@ pub enum TelemetryError {
 /// OTLP when `otel` is given (spans of MUTT's own code at info and above, whatever the log
 /// level). Calling it twice keeps the first subscriber (tests). Call it inside a Tokio
 /// runtime when exporting.
-pub fn init(level: &str, json: bool, otel: Option<&OtelSettings>) -> Result<Telemetry, TelemetryError> {
+pub fn init(
+    level: &str,
+    json: bool,
+    otel: Option<&OtelSettings>,
+) -> Result<Telemetry, TelemetryError> {
     let (filter, handle) = reload::Layer::new(parse_filter(level)?);
     let provider = otel.map(otel::provider).transpose()?;
     let otel_layer = provider.as_ref().map(|p| {

@@ -70,9 +70,19 @@ pub(crate) fn provider(s: &OtelSettings) -> Result<SdkTracerProvider, OtelError>
             KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
         ])
         .build();
+    // The batch processor runs on the Tokio runtime: the HTTP exporter's client needs its
+    // reactor (the default processor's own thread has none).
+    let processor =
+        opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+            exporter,
+            opentelemetry_sdk::runtime::Tokio,
+        )
+        .build();
     let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(s.sample_ratio))))
+        .with_span_processor(processor)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            s.sample_ratio,
+        ))))
         .with_resource(resource)
         .build();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
@@ -81,7 +91,9 @@ pub(crate) fn provider(s: &OtelSettings) -> Result<SdkTracerProvider, OtelError>
 }
 
 /// The tracing layer for `provider`.
-pub(crate) fn layer<S>(provider: &SdkTracerProvider) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>
+pub(crate) fn layer<S>(
+    provider: &SdkTracerProvider,
+) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
@@ -100,7 +112,9 @@ pub struct Carrier {
 impl Carrier {
     /// Whether the context says "sampled" (flags `01`): only then are spans worth making.
     pub fn sampled(&self) -> bool {
-        self.traceparent.as_deref().is_some_and(|t| t.len() == 55 && t.ends_with("-01"))
+        self.traceparent
+            .as_deref()
+            .is_some_and(|t| t.len() == 55 && t.ends_with("-01"))
     }
 
     fn context(&self) -> Context {
@@ -176,7 +190,10 @@ mod tests {
 
     #[test]
     fn sampled_flag() {
-        let c = |tp: &str| Carrier { traceparent: Some(tp.into()), tracestate: None };
+        let c = |tp: &str| Carrier {
+            traceparent: Some(tp.into()),
+            tracestate: None,
+        };
         assert!(c("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").sampled());
         assert!(!c("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00").sampled());
         assert!(!Carrier::default().sampled());

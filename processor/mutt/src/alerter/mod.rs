@@ -83,7 +83,11 @@ struct Outputs {
 
 /// The processing span of one event, a child of the span that appended it (ingest, or a
 /// replay that links back here), or None when its trace is not sampled.
-pub(crate) fn entry_span(name: &'static str, kind: &'static str, entry: &StreamEntry) -> Option<tracing::Span> {
+pub(crate) fn entry_span(
+    name: &'static str,
+    kind: &'static str,
+    entry: &StreamEntry,
+) -> Option<tracing::Span> {
     let trace = entry.trace();
     if !otel::enabled() || !trace.sampled() {
         return None;
@@ -265,7 +269,9 @@ impl Alerter {
             out.ack.push(entry.id.clone());
             // What the alert carries onwards: this event's processing span, if traced.
             let span = entry_span("alerter.process", "consumer", entry);
-            let trace = span.as_ref().map_or_else(|| entry.trace(), |s| otel::carrier_of(s, &entry.trace()));
+            let trace = span
+                .as_ref()
+                .map_or_else(|| entry.trace(), |s| otel::carrier_of(s, &entry.trace()));
             out.spans.extend(span);
             match rules.evaluate(&event) {
                 Outcome::Handled {

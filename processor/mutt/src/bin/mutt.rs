@@ -72,15 +72,25 @@ fn main() -> anyhow::Result<()> {
             Command::Control => "mutt-control",
             Command::All | Command::Migrate => "mutt",
         };
-        let otel = settings.otel_endpoint.as_ref().map(|endpoint| OtelSettings {
-            endpoint: endpoint.clone(),
-            http: settings.otel_http,
-            service_name: settings.otel_service_name.clone().unwrap_or_else(|| service.to_string()),
-            instance_id: settings.consumer.clone(),
-            sample_ratio: settings.trace_sample_ratio,
-        });
-        let telemetry = mutt_telemetry::init(&settings.hot.log_level, settings.log_format == LogFormat::Json, otel.as_ref())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let otel = settings
+            .otel_endpoint
+            .as_ref()
+            .map(|endpoint| OtelSettings {
+                endpoint: endpoint.clone(),
+                http: settings.otel_http,
+                service_name: settings
+                    .otel_service_name
+                    .clone()
+                    .unwrap_or_else(|| service.to_string()),
+                instance_id: settings.consumer.clone(),
+                sample_ratio: settings.trace_sample_ratio,
+            });
+        let telemetry = mutt_telemetry::init(
+            &settings.hot.log_level,
+            settings.log_format == LogFormat::Json,
+            otel.as_ref(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         let log = telemetry.log.clone();
         let shutdown = CancellationToken::new();
         mutt::shutdown::on_signal(shutdown.clone());
@@ -88,7 +98,9 @@ fn main() -> anyhow::Result<()> {
             Command::Migrate => app::migrate(&settings).await,
             Command::Ingest => app::run(&[Role::Ingest], settings, false, log, shutdown).await,
             Command::Alerter => app::run(&[Role::Alerter], settings, false, log, shutdown).await,
-            Command::Forwarder => app::run(&[Role::Forwarder], settings, false, log, shutdown).await,
+            Command::Forwarder => {
+                app::run(&[Role::Forwarder], settings, false, log, shutdown).await
+            }
             Command::Control => app::run(&[Role::Control], settings, false, log, shutdown).await,
             Command::All => app::run(app::ALL, settings, true, log, shutdown).await,
         };

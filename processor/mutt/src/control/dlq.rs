@@ -12,8 +12,8 @@ use mutt_bus::names::{ALERTER_GROUP, FORWARDER_GROUP};
 use mutt_core::codec;
 use mutt_core::event::Limits;
 use mutt_store::control::{Actor, Change};
-use serde::Deserialize;
 use mutt_telemetry::otel;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::{Body, Ctx, Params, reason};

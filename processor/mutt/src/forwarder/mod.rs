@@ -434,7 +434,8 @@ impl Forwarder {
             // The delivery's client span: a child of the first alert's trace, linked to
             // the others of a batch; its context goes to the webhook as `traceparent`.
             let first = ids.first().and_then(|id| book.held.get(id));
-            let span = first.and_then(|h| crate::alerter::entry_span("forwarder.deliver", "client", &h.entry));
+            let span = first
+                .and_then(|h| crate::alerter::entry_span("forwarder.deliver", "client", &h.entry));
             if let Some(sp) = &span {
                 for other in ids.iter().skip(1).filter_map(|id| book.held.get(id)) {
                     otel::add_link(sp, &other.entry.trace());

@@ -23,10 +23,10 @@ use mutt_core::codec;
 use mutt_core::event::{Envelope, ValidationError, validate};
 use mutt_core::settings::IngestSettings;
 use mutt_telemetry::{metrics, otel};
-use tracing::Instrument;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
 
 use self::body::{BodyError, BodyKind, Parsed, body_kind};
 use crate::auth::{KeyRing, Scope};
