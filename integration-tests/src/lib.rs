@@ -313,9 +313,17 @@ impl Mutt {
 
     /// Starts a process without waiting.
     pub fn spawn(env: &TestEnv, cfg: &MuttConfig) -> anyhow::Result<Self> {
-        let ingest = free_port();
-        let ops = free_port();
-        let control = free_port();
+        // A listener the test chose itself (in `extra`) wins over a free port.
+        let port = |var: &str| {
+            cfg.extra
+                .iter()
+                .find(|(k, _)| k == var)
+                .and_then(|(_, v)| v.rsplit(':').next()?.parse::<u16>().ok())
+                .unwrap_or_else(free_port)
+        };
+        let ingest = port("MUTT_INGEST_LISTEN");
+        let ops = port("MUTT_OPS_LISTEN");
+        let control = port("MUTT_CONTROL_LISTEN");
         let log = env.dir.join(format!("{}-{}.log", cfg.consumer, ops));
         let out = std::fs::File::create(&log)?;
         let err = out.try_clone()?;
@@ -770,4 +778,97 @@ pub async fn read_stream(env: &TestEnv, name: &str) -> anyhow::Result<Vec<RawEnt
     Ok(v.into_iter()
         .map(|(id, f)| (id, f.into_iter().collect()))
         .collect())
+}
+
+/// A private Prometheus (the Debian package's binary) scraping `targets` every second,
+/// with MUTT's rule files loaded.
+#[derive(Debug)]
+pub struct PrometheusServer {
+    child: Child,
+    /// Its URL.
+    pub url: String,
+    dir: PathBuf,
+}
+
+impl PrometheusServer {
+    /// Starts one; `targets` are `host:port` of ops listeners.
+    pub async fn start(targets: &[String]) -> anyhow::Result<Self> {
+        let bin = which("prometheus")
+            .context("the prometheus binary is missing: install the Debian package prometheus")?;
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("mutt-prom-{port}"));
+        std::fs::create_dir_all(dir.join("data"))?;
+        let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/prometheus");
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}/mutt-slo.rules.yml\n  - {}/mutt-alerts.rules.yml\nscrape_configs:\n  - job_name: mutt\n    static_configs:\n      - targets: [{}]\n",
+            rules.display(),
+            rules.display(),
+            targets
+                .iter()
+                .map(|t| format!("'{t}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        std::fs::write(dir.join("prometheus.yml"), config)?;
+        let log = std::fs::File::create(dir.join("prometheus.log"))?;
+        let child = Command::new(bin)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        let url = format!("http://127.0.0.1:{port}");
+        let ready = format!("{url}/-/ready");
+        wait_until("prometheus ready", Duration::from_secs(30), || {
+            let ready = ready.clone();
+            async move {
+                reqwest::get(ready)
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await?;
+        Ok(Self { child, url, dir })
+    }
+}
+
+impl PrometheusServer {
+    /// Its log and configuration, for a failing test's message.
+    pub fn diagnostics(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+        format!(
+            "config:\n{}\nlog:\n{}",
+            read("prometheus.yml"),
+            read("prometheus.log")
+        )
+    }
+}
+
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Kept when the test failed, to read its log.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The path of a program on `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
 }

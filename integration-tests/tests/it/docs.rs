@@ -105,3 +105,49 @@ fn every_route_is_in_the_openapi_documents() {
         "routes missing from schemas/*.openapi.yaml: {missing:?}"
     );
 }
+
+#[test]
+fn the_slo_rules_file_is_generated_from_the_definitions() {
+    let committed = std::fs::read_to_string(repo().join("ops/prometheus/mutt-slo.rules.yml"))
+        .expect("rules file");
+    assert_eq!(
+        committed,
+        mutt_telemetry::slo::prometheus_rules(),
+        "regenerate: cargo run --bin muttdev -- slo-rules > ops/prometheus/mutt-slo.rules.yml"
+    );
+}
+
+#[test]
+fn every_metric_in_rules_and_dashboards_is_emitted() {
+    let metrics_src = std::fs::read_to_string(repo().join("processor/telemetry/src/metrics.rs"))
+        .expect("metrics.rs");
+    let name = regex::Regex::new(r"\bmutt_[a-z_]+").unwrap();
+    let mut files = vec![
+        repo().join("ops/prometheus/mutt-alerts.rules.yml"),
+        repo().join("ops/prometheus/mutt-slo.rules.yml"),
+    ];
+    if let Ok(dir) = std::fs::read_dir(repo().join("ops/grafana")) {
+        files.extend(
+            dir.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json")),
+        );
+    }
+    let mut missing = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("rules or dashboard");
+        for m in name.find_iter(&text) {
+            let n = m.as_str();
+            let base = ["_bucket", "_count", "_sum"]
+                .iter()
+                .fold(n, |b, s| b.strip_suffix(s).unwrap_or(b));
+            if !metrics_src.contains(&format!("\"{base}\"")) {
+                missing.push(format!("{n} in {}", f.display()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "metrics that MUTT never emits: {missing:?}"
+    );
+}

@@ -8,4 +8,5 @@ mod faults;
 mod pipeline;
 mod semantics;
 mod shutdown;
+mod slo;
 mod traces;

@@ -42,10 +42,23 @@ pub struct Trimmed {
     pub removed: u64,
 }
 
+/// The state of one consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStats {
+    /// Group name.
+    pub name: String,
+    /// Entries delivered and not acknowledged.
+    pub pending: u64,
+    /// Entries not yet delivered to the group (Redis 7+; None when Redis cannot tell,
+    /// e.g. after entries were deleted).
+    pub lag: Option<u64>,
+    /// The group's last-delivered id.
+    pub last_delivered: String,
+}
+
 impl Bus {
-    /// The id below which every group has delivered and acknowledged every entry, or None
-    /// when the stream has no groups (nothing is known to be safe to remove).
-    pub async fn safe_trim_point(&self, stream: &str) -> Result<Option<String>, BusError> {
+    /// The groups of `stream` (empty if the stream does not exist).
+    pub async fn group_stats(&self, stream: &str) -> Result<Vec<GroupStats>, BusError> {
         let groups: Value = match redis::cmd("XINFO")
             .arg("GROUPS")
             .arg(stream)
@@ -53,45 +66,58 @@ impl Bus {
             .await
         {
             Ok(v) => v,
-            Err(e) if e.to_string().contains("no such key") => return Ok(None),
+            Err(e) if e.to_string().contains("no such key") => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
         let Value::Array(groups) = groups else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        if groups.is_empty() {
-            return Ok(None);
-        }
-        let mut bound: Option<(u64, u64)> = None;
+        let mut out = Vec::new();
         for g in groups {
             let fields: Vec<Value> = match g {
                 Value::Array(f) => f,
                 Value::Map(m) => m.into_iter().flat_map(|(k, v)| [k, v]).collect(),
                 _ => continue,
             };
-            let mut name = None;
-            let mut last = None;
-            let mut pending = 0i64;
+            let (mut name, mut last, mut pending, mut lag) = (None, None, 0u64, None);
             for kv in fields.chunks(2) {
                 match (text(&kv[0]).as_deref(), kv.get(1)) {
                     (Some("name"), Some(v)) => name = text(v),
-                    (Some("last-delivered-id"), Some(v)) => {
-                        last = text(v).and_then(|s| parse_id(&s))
-                    }
-                    (Some("pending"), Some(Value::Int(n))) => pending = *n,
+                    (Some("last-delivered-id"), Some(v)) => last = text(v),
+                    (Some("pending"), Some(Value::Int(n))) => pending = (*n).max(0) as u64,
+                    (Some("lag"), Some(Value::Int(n))) => lag = Some((*n).max(0) as u64),
                     _ => {}
                 }
             }
-            let (Some(name), Some(last)) = (name, last) else {
+            let (Some(name), Some(last_delivered)) = (name, last) else {
                 return Err(BusError::Protocol(
                     "XINFO GROUPS without name or last-delivered-id".into(),
                 ));
             };
+            out.push(GroupStats {
+                name,
+                pending,
+                lag,
+                last_delivered,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The id below which every group has delivered and acknowledged every entry, or None
+    /// when the stream has no groups (nothing is known to be safe to remove).
+    pub async fn safe_trim_point(&self, stream: &str) -> Result<Option<String>, BusError> {
+        let groups = self.group_stats(stream).await?;
+        let mut bound: Option<(u64, u64)> = None;
+        for g in groups {
+            let last = parse_id(&g.last_delivered).ok_or_else(|| {
+                BusError::Protocol(format!("bad last-delivered-id {}", g.last_delivered))
+            })?;
             let mut group_bound = successor(last);
-            if pending > 0 {
+            if g.pending > 0 {
                 let summary: Value = redis::cmd("XPENDING")
                     .arg(stream)
-                    .arg(&name)
+                    .arg(&g.name)
                     .query_async(&mut self.conn())
                     .await?;
                 if let Value::Array(s) = summary

@@ -74,6 +74,8 @@ pub struct Settings {
     pub otel_service_name: Option<String>,
     /// `MUTT_TRACE_SAMPLE_RATIO`: share of new traces sampled (parent-based).
     pub trace_sample_ratio: f64,
+    /// `MUTT_PROMETHEUS_URL`: the Prometheus the SLO endpoint asks.
+    pub prometheus_url: String,
     /// `MUTT_LOG_FORMAT`.
     pub log_format: LogFormat,
     /// How long a stopping process may take to finish what it holds.
@@ -360,6 +362,11 @@ impl Settings {
                 _ => Err(format!("{s:?} is neither grpc nor http/protobuf")),
             }),
             otel_service_name: r.optional("OTEL_SERVICE_NAME", name),
+            prometheus_url: r.get(
+                "MUTT_PROMETHEUS_URL",
+                "http://127.0.0.1:9090".into(),
+                http_url,
+            ),
             trace_sample_ratio: r.get("MUTT_TRACE_SAMPLE_RATIO", 1.0, |s| {
                 s.parse::<f64>()
                     .ok()

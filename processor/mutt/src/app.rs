@@ -243,6 +243,7 @@ pub async fn run(
                     store,
                     keys: keys.clone(),
                     hot: hot.clone(),
+                    prometheus_url: settings.prometheus_url.clone(),
                 });
                 let background = Background {
                     state: state.clone(),

@@ -79,6 +79,10 @@ pub struct Metrics {
     pub rate_limit_waits: IntCounter,
     /// Version of the hot-setting snapshot this process applied (0: start values).
     pub config_version: IntGauge,
+    /// Entries of a group delivered and not yet acknowledged.
+    pub group_pending: IntGaugeVec,
+    /// Entries of a stream not yet delivered to a group.
+    pub group_lag: IntGaugeVec,
     /// Dead letters replayed, by group and how (api|auto).
     pub dlq_replayed: IntCounterVec,
     /// Entries in each DLQ.
@@ -169,21 +173,13 @@ impl Metrics {
                 "mutt_alerter_cache_reload_total",
                 "Rule cache reloads that succeeded.",
             ),
-            alerter_rules: gauge(
-                &r,
-                "mutt_alerter_cache_rules_count",
-                "Active rules in the cache.",
-            ),
+            alerter_rules: gauge(&r, "mutt_alerter_cache_rules", "Active rules in the cache."),
             alerter_dev_hosts: gauge(
                 &r,
-                "mutt_alerter_cache_dev_hosts_count",
+                "mutt_alerter_cache_dev_hosts",
                 "Development hosts in the cache.",
             ),
-            alerter_teams: gauge(
-                &r,
-                "mutt_alerter_cache_teams_count",
-                "Device teams in the cache.",
-            ),
+            alerter_teams: gauge(&r, "mutt_alerter_cache_teams", "Device teams in the cache."),
             alerter_batch_latency: histogram(
                 &r,
                 "mutt_alerter_processing_latency_seconds",
@@ -295,6 +291,18 @@ impl Metrics {
                 "Dead letters replayed to their source stream.",
                 &["group", "how"],
             ),
+            group_pending: gauge_vec(
+                &r,
+                "mutt_stream_group_pending",
+                "Entries of a consumer group delivered and not yet acknowledged.",
+                &["stream", "group"],
+            ),
+            group_lag: gauge_vec(
+                &r,
+                "mutt_stream_group_lag",
+                "Entries of a stream not yet delivered to a consumer group.",
+                &["stream", "group"],
+            ),
             dlq_depth: gauge_vec(
                 &r,
                 "mutt_dlq_depth",
@@ -307,6 +315,26 @@ impl Metrics {
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        // Series that SLOs and alerts divide by exist from the start at zero: a counter
+        // that first appears at 20 shows Prometheus no increase at all.
+        for (status, reason) in [
+            ("success", ""),
+            ("fail", "redis"),
+            ("fail", "overloaded"),
+            ("fail", "validation"),
+            ("fail", "auth"),
+        ] {
+            m.ingest_requests.with_label_values(&[status, reason]);
+        }
+        for status in ["handled", "unhandled", "poison", "error"] {
+            m.alerter_events.with_label_values(&[status]);
+        }
+        for status in ["success", "dlq"] {
+            m.moog_alerts.with_label_values(&[status]);
+        }
+        for result in ["accepted", "rejected"] {
+            m.ingest_events.with_label_values(&[result]);
+        }
         m
     }
 

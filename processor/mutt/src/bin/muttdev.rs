@@ -55,6 +55,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: SocketAddr,
     },
+    /// Prints the Prometheus recording rules and burn-rate alerts of MUTT's SLOs
+    /// (ops/prometheus/mutt-slo.rules.yml is this output).
+    SloRules,
     /// Shows the health and readiness of a MUTT process.
     Status {
         /// The process's ops address.
@@ -136,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
             }
             stop.cancel();
         }
+        Command::SloRules => print!("{}", mutt_telemetry::slo::prometheus_rules()),
         Command::Status { ops } => {
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(3))

@@ -11,6 +11,7 @@ mod config;
 mod dlq;
 mod extract;
 mod records;
+mod slo;
 mod v1;
 
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub struct ControlState {
     pub keys: KeyRing,
     /// The current hot settings of this process.
     pub hot: Hot,
+    /// The Prometheus the SLO endpoint asks.
+    pub prometheus_url: String,
 }
 
 impl ControlState {
@@ -111,7 +114,8 @@ pub fn app(state: Arc<ControlState>) -> Router {
         .route("/dlq/{name}/{id}", delete(dlq::purge_one))
         .route("/keys", get(config::list_keys).post(config::create_key))
         .route("/keys/{name}", delete(config::revoke_key))
-        .route("/keys/{name}/rotate", post(config::rotate_key));
+        .route("/keys/{name}/rotate", post(config::rotate_key))
+        .route("/slo", get(slo::slo));
     Router::new()
         .nest("/api/v2", v2)
         .nest("/api/v1", v1::router())

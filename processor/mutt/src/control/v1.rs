@@ -38,7 +38,10 @@ pub(super) const REMOVED: &[(&str, &str)] = &[
         "/api/v1/config/history",
         "/api/v2/audit?table_name=dynamic_config",
     ),
-    ("/api/v1/slo", "/api/v2/slo"),
+    (
+        "/api/v1/slo",
+        "/api/v2/slo (one shape for every objective, with burn rates)",
+    ),
 ];
 
 async fn deprecation(req: axum::extract::Request, next: Next) -> Response {

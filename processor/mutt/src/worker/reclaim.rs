@@ -60,6 +60,7 @@ impl Reclaimer {
             if let Err(e) = self.cycle(&tx, &shutdown).await {
                 tracing::warn!(error = %e, group = %self.stream.group, "reclaim cycle failed");
             }
+            self.observe().await;
             let trim_every = self.hot.borrow().trim_interval;
             if last_upkeep.elapsed() >= trim_every {
                 last_upkeep = tokio::time::Instant::now();
@@ -169,6 +170,31 @@ impl Reclaimer {
             .inc_by(ids.len() as u64);
         tracing::warn!(count = ids.len(), group = %s.group, "entries past the delivery limit moved to the dead-letter queue");
         Ok(())
+    }
+
+    /// Publishes the stream's length and every group's lag and pending count.
+    async fn observe(&self) {
+        let s = &self.stream.stream;
+        if let Ok(groups) = self.bus.group_stats(s).await {
+            for g in groups {
+                metrics()
+                    .group_pending
+                    .with_label_values(&[s, &g.name])
+                    .set(g.pending as i64);
+                if let Some(lag) = g.lag {
+                    metrics()
+                        .group_lag
+                        .with_label_values(&[s, &g.name])
+                        .set(lag as i64);
+                }
+            }
+        }
+        if let Ok(n) = self.bus.len(s).await {
+            metrics()
+                .stream_length
+                .with_label_values(&[s])
+                .set(n as i64);
+        }
     }
 
     /// Removes gone consumers and trims, once per interval across all replicas.
