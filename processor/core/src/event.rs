@@ -330,6 +330,13 @@ pub fn normalize_oid(s: &str) -> Result<String, String> {
     if t.is_empty() {
         return Err("an OID needs at least one arc".into());
     }
+    // Stored in VARCHAR(255) columns.
+    if t.len() > 255 {
+        return Err(format!(
+            "an OID has at most 255 characters, this one has {}",
+            t.len()
+        ));
+    }
     let mut arcs = 0usize;
     for arc in t.split('.') {
         arcs += 1;

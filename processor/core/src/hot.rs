@@ -193,7 +193,8 @@ macro_rules! hot_settings {
                 kind: $kind,
                 default: $default,
                 roles: $roles,
-                help: concat!($($doc),+),
+                // Doc comments start with a space.
+                help: concat!($($doc),+).trim_ascii_start(),
             }, )+
         ];
 

@@ -904,7 +904,8 @@ impl Store {
     pub async fn revoke_api_key(&self, name: &str, actor: &Actor) -> Result<Outcome, StoreError> {
         let mut tx = self.pool().begin().await?;
         let n = sqlx::query(
-            "UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL",
+            "UPDATE api_keys SET revoked_at = now()
+             WHERE name = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
         )
         .bind(name)
         .execute(&mut *tx)

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use mutt_bus::control::{Announcement, Snapshot};
@@ -12,7 +12,7 @@ use mutt_store::control::{Actor, Outcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{Body, Ctx, Params, reason};
+use super::extract::{Body, Ctx, Params, PathParam, reason};
 use super::records::ReasonQuery;
 use super::{ControlState, bus_error, created, ok, store_error};
 use crate::auth::{Scope, digest_hex};
@@ -78,7 +78,7 @@ fn unknown_key(key: &str, cid: &str) -> ApiError {
 pub(super) async fn get_one(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(key): Path<String>,
+    PathParam(key): PathParam<String>,
 ) -> Result<Response, ApiError> {
     let (_, overrides) = current(&s, &ctx.cid).await?;
     let hot = s.hot.borrow().clone();
@@ -149,7 +149,7 @@ pub(super) async fn set(
 pub(super) async fn put(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(key): Path<String>,
+    PathParam(key): PathParam<String>,
     Body(b): Body<PutBody>,
 ) -> Result<Response, ApiError> {
     hot::spec(&key).ok_or_else(|| unknown_key(&key, &ctx.cid))?;
@@ -274,6 +274,15 @@ pub(super) async fn sync_keys(s: &ControlState) -> Result<(), String> {
     Ok(())
 }
 
+/// Publishes the keys after a committed change. The change stands if this fails: the
+/// background sync republishes within 30 s, so the caller still gets its answer (and a
+/// new key, which would otherwise be lost).
+async fn publish_keys(s: &ControlState) {
+    if let Err(e) = sync_keys(s).await {
+        tracing::warn!(error = %e, "keys not yet published; the background sync retries");
+    }
+}
+
 pub(super) async fn create_key(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
@@ -329,9 +338,7 @@ pub(super) async fn create_key(
             &ctx.cid,
         ));
     }
-    sync_keys(&s)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e, &ctx.cid))?;
+    publish_keys(&s).await;
     // The key itself is shown once, here, and stored nowhere.
     Ok(created(
         json!({"name": b.name, "scopes": scopes, "key": key}),
@@ -350,7 +357,7 @@ pub(super) struct RotateBody {
 pub(super) async fn rotate_key(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     Body(b): Body<RotateBody>,
 ) -> Result<Response, ApiError> {
     check_name(&name, &ctx.cid)?;
@@ -404,9 +411,7 @@ pub(super) async fn rotate_key(
         .create_api_key(&name, &digest_hex(&key), &scopes, Some(until), &actor)
         .await
         .map_err(|e| store_error(e, &ctx.cid))?;
-    sync_keys(&s)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e, &ctx.cid))?;
+    publish_keys(&s).await;
     Ok(created(json!({
         "name": name, "scopes": scopes, "key": key,
         "previous_keys_expire_at": until.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
@@ -416,7 +421,7 @@ pub(super) async fn rotate_key(
 pub(super) async fn revoke_key(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     Params(q): Params<ReasonQuery>,
 ) -> Result<Response, ApiError> {
     check_name(&name, &ctx.cid)?;
@@ -442,8 +447,6 @@ pub(super) async fn revoke_key(
             ));
         }
     }
-    sync_keys(&s)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e, &ctx.cid))?;
+    publish_keys(&s).await;
     Ok(ok(json!({"revoked": name})))
 }

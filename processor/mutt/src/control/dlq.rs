@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
@@ -16,7 +16,7 @@ use mutt_telemetry::otel;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{Body, Ctx, Params, reason};
+use super::extract::{Body, Ctx, Params, PathParam, reason};
 use super::{ControlState, bus_error, ok, store_error};
 use crate::http::ApiError;
 
@@ -134,12 +134,16 @@ pub(super) struct EntriesQuery {
 pub(super) async fn entries(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     Params(q): Params<EntriesQuery>,
 ) -> Result<Response, ApiError> {
     let g = group(&name, &ctx.cid)?;
     if let Some(a) = &q.after {
         check_id(a, &ctx.cid)?;
+        // Nothing lies after the largest id (and Redis refuses an exclusive range from it).
+        if a == "18446744073709551615-18446744073709551615" {
+            return Ok(ok(json!({"entries": [], "next": null})));
+        }
     }
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > 200 {
@@ -252,24 +256,19 @@ fn summary(ids: &[String], sel: &Selection) -> Value {
 pub(super) async fn replay(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     Body(sel): Body<Selection>,
 ) -> Result<Response, ApiError> {
     let g = group(&name, &ctx.cid)?;
     let why = reason(sel.reason.clone(), true, &ctx.cid)?;
     let letters = select(&s, g, &sel, &ctx.cid).await?;
-    let (span, by) = replay_span(g, &letters);
-    let replayed = s
-        .bus
-        .dlq_replay(g, &letters, by.as_deref())
-        .await
-        .map_err(|e| bus_error(e, &ctx.cid))?;
-    drop(span);
+    let selected: Vec<String> = letters.iter().map(|e| e.id.clone()).collect();
     let actor = Actor {
         who: ctx.caller.name.clone(),
         reason: why,
         correlation_id: ctx.cid.clone(),
     };
+    // Audited before it happens: a replay that cannot be audited does not happen.
     s.store
         .record_change(
             &actor,
@@ -279,11 +278,18 @@ pub(super) async fn replay(
                 record_id: None,
                 record_key: Some(g),
                 old: None,
-                new: Some(summary(&replayed, &sel)),
+                new: Some(summary(&selected, &sel)),
             },
         )
         .await
         .map_err(|e| store_error(e, &ctx.cid))?;
+    let (span, by) = replay_span(g, &letters);
+    let replayed = s
+        .bus
+        .dlq_replay(g, &letters, by.as_deref())
+        .await
+        .map_err(|e| bus_error(e, &ctx.cid))?;
+    drop(span);
     mutt_telemetry::metrics()
         .dlq_replayed
         .with_label_values(&[g, "api"])
@@ -294,18 +300,13 @@ pub(super) async fn replay(
 pub(super) async fn purge(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     Body(sel): Body<Selection>,
 ) -> Result<Response, ApiError> {
     let g = group(&name, &ctx.cid)?;
     let why = reason(sel.reason.clone(), true, &ctx.cid)?;
     let letters = select(&s, g, &sel, &ctx.cid).await?;
     let ids: Vec<String> = letters.iter().map(|e| e.id.clone()).collect();
-    let n = s
-        .bus
-        .dlq_purge(g, &ids)
-        .await
-        .map_err(|e| bus_error(e, &ctx.cid))?;
     let actor = Actor {
         who: ctx.caller.name.clone(),
         reason: why,
@@ -325,6 +326,12 @@ pub(super) async fn purge(
         )
         .await
         .map_err(|e| store_error(e, &ctx.cid))?;
+    // Audited first: a purge that cannot be audited does not happen.
+    let n = s
+        .bus
+        .dlq_purge(g, &ids)
+        .await
+        .map_err(|e| bus_error(e, &ctx.cid))?;
     Ok(ok(json!({"purged": n})))
 }
 
@@ -337,24 +344,27 @@ pub(super) struct PurgeQuery {
 pub(super) async fn purge_one(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path((name, id)): Path<(String, String)>,
+    PathParam((name, id)): PathParam<(String, String)>,
     Params(q): Params<PurgeQuery>,
 ) -> Result<Response, ApiError> {
     let g = group(&name, &ctx.cid)?;
     check_id(&id, &ctx.cid)?;
     let why = reason(q.reason, true, &ctx.cid)?;
-    let n = s
-        .bus
-        .dlq_purge(g, std::slice::from_ref(&id))
-        .await
-        .map_err(|e| bus_error(e, &ctx.cid))?;
-    if n == 0 {
-        return Err(ApiError::new(
+    let not_found = || {
+        ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no dead letter {id} in {g}"),
             &ctx.cid,
-        ));
+        )
+    };
+    let exists = s
+        .bus
+        .entries_by_id(&s.bus.names().dlq(g), std::iter::once(&id))
+        .await
+        .map_err(|e| bus_error(e, &ctx.cid))?;
+    if exists.is_empty() {
+        return Err(not_found());
     }
     let actor = Actor {
         who: ctx.caller.name.clone(),
@@ -375,6 +385,14 @@ pub(super) async fn purge_one(
         )
         .await
         .map_err(|e| store_error(e, &ctx.cid))?;
+    let n = s
+        .bus
+        .dlq_purge(g, std::slice::from_ref(&id))
+        .await
+        .map_err(|e| bus_error(e, &ctx.cid))?;
+    if n == 0 {
+        return Err(not_found());
+    }
     Ok(ok(json!({"purged": 1})))
 }
 

@@ -1,7 +1,7 @@
 //! Extractors that answer bad requests in MUTT's error shape (a client mistake is a 400
 //! naming what is wrong, never a 500 or a plain-text rejection).
 
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -46,8 +46,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             .get::<CorrelationId>()
             .map(|c| c.0.clone())
             .unwrap_or_default();
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
+        // Parsed to a value first: text with a NUL character is refused here, clearly,
+        // rather than by PostgreSQL later (which cannot store it).
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => {
+                if has_nul(&v) {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_body",
+                        "text must not contain NUL characters",
+                        &cid,
+                    ));
+                }
+                serde_json::from_value(v).map(Self).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_body",
+                        format!("Failed to deserialize the JSON body into the target type: {e}"),
+                        &cid,
+                    )
+                })
+            }
             Err(r) => {
                 let status = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     StatusCode::PAYLOAD_TOO_LARGE
@@ -59,6 +78,44 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 Err(ApiError::new(status, "invalid_body", r.body_text(), &cid))
             }
         }
+    }
+}
+
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(has_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// Path parameters; malformed ones (invalid UTF-8, NUL) are a 400 in MUTT's shape.
+#[derive(Debug)]
+pub(super) struct PathParam<T>(pub(super) T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let cid = parts
+            .extensions
+            .get::<CorrelationId>()
+            .map(|c| c.0.clone())
+            .unwrap_or_default();
+        if parts.uri.path().to_ascii_lowercase().contains("%00") {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                "the path must not contain NUL characters",
+                &cid,
+            ));
+        }
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| Self(v))
+            .map_err(|r| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text(), &cid)
+            })
     }
 }
 
@@ -74,6 +131,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
             .get::<CorrelationId>()
             .map(|c| c.0.clone())
             .unwrap_or_default();
+        if parts
+            .uri
+            .query()
+            .is_some_and(|q| q.to_ascii_lowercase().contains("%00"))
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "query values must not contain NUL characters",
+                &cid,
+            ));
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| Self(v))

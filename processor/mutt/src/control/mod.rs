@@ -38,7 +38,7 @@ use tower_http::trace::TraceLayer;
 pub use self::background::Background;
 pub use self::extract::Ctx;
 use crate::auth::{KeyRing, Scope};
-use crate::http::{ApiError, CorrelationId, correlation, presented_key};
+use crate::http::{ApiError, CorrelationId, correlation, json_errors, presented_key};
 use crate::worker::Hot;
 
 /// The OpenAPI document of this API, served at `/api/v2/openapi.yaml`.
@@ -121,7 +121,6 @@ pub fn app(state: Arc<ControlState>) -> Router {
         .nest("/api/v1", v1::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(middleware::from_fn(correlation))
         .layer(
             ServiceBuilder::new()
                 .set_x_request_id(MakeRequestUuid)
@@ -150,6 +149,10 @@ pub fn app(state: Arc<ControlState>) -> Router {
                 .layer(RequestBodyLimitLayer::new(MAX_BODY))
                 .propagate_x_request_id(),
         )
+        // Outermost: every answer, including those of the layers above, has a
+        // correlation id and MUTT's error shape.
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(correlation))
         .with_state(state)
 }
 

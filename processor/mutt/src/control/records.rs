@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use mutt_bus::control::Announcement;
@@ -11,7 +11,7 @@ use mutt_store::control::{Actor, AuditFilter, EventFilter, Outcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{Body, Ctx, Paging, Params, reason, time_param};
+use super::extract::{Body, Ctx, Paging, Params, PathParam, reason, time_param};
 use super::{ControlState, created, ok, store_error};
 use crate::http::ApiError;
 
@@ -179,7 +179,7 @@ pub(super) async fn list_rules(
 pub(super) async fn get_rule(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Response, ApiError> {
     let id = rule_id(&id, &ctx.cid)?;
     match s
@@ -211,7 +211,7 @@ pub(super) async fn create_rule(
 pub(super) async fn update_rule(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     Body(body): Body<RuleBody>,
 ) -> Result<Response, ApiError> {
     let id = rule_id(&id, &ctx.cid)?;
@@ -248,7 +248,7 @@ impl ReasonQuery {
 pub(super) async fn delete_rule(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     Params(q): Params<ReasonQuery>,
 ) -> Result<Response, ApiError> {
     let id = rule_id(&id, &ctx.cid)?;
@@ -344,7 +344,7 @@ pub(super) async fn create_dev_host(
 pub(super) async fn delete_dev_host(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(host): Path<String>,
+    PathParam(host): PathParam<String>,
     Params(q): Params<ReasonQuery>,
 ) -> Result<Response, ApiError> {
     check_host(&host, &ctx.cid)?;
@@ -414,7 +414,7 @@ pub(super) async fn create_team(
 pub(super) async fn update_team(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(host): Path<String>,
+    PathParam(host): PathParam<String>,
     Body(b): Body<TeamUpdate>,
 ) -> Result<Response, ApiError> {
     check_host(&host, &ctx.cid)?;
@@ -434,7 +434,7 @@ pub(super) async fn update_team(
 pub(super) async fn delete_team(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(host): Path<String>,
+    PathParam(host): PathParam<String>,
     Params(q): Params<ReasonQuery>,
 ) -> Result<Response, ApiError> {
     check_host(&host, &ctx.cid)?;

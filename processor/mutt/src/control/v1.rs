@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::config;
-use super::extract::{Body, Ctx, Params, reason};
+use super::extract::{Body, Ctx, Params, PathParam, reason};
 use super::records::{
     self, AuditQuery, EventQuery, ReasonQuery, RuleBody, check_host, check_team, new_rule, rule_id,
 };
@@ -80,7 +80,8 @@ pub(super) fn router() -> Router<Arc<ControlState>> {
         .layer(middleware::from_fn(deprecation))
 }
 
-async fn gone(ctx: Ctx, uri: axum::http::Uri) -> Response {
+async fn gone(ctx: Ctx, axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> Response {
+    // The original URI: inside the nested router the path has lost its /api/v1 prefix.
     let path = uri.path().to_string();
     let instead = REMOVED
         .iter()
@@ -126,7 +127,7 @@ async fn list_rules(State(s): State<Arc<ControlState>>, ctx: Ctx) -> Result<Resp
 async fn get_rule(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Response, ApiError> {
     let id = rule_id(&id, &ctx.cid)?;
     match s
@@ -165,7 +166,7 @@ async fn create_rule(
 async fn update_rule(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     Body(b): Body<RuleBody>,
 ) -> Result<Response, ApiError> {
     let id = rule_id(&id, &ctx.cid)?;
@@ -196,7 +197,7 @@ async fn update_rule(
 async fn delete_rule(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     Params(q): Params<ReasonQuery>,
 ) -> Result<Response, ApiError> {
     let id = rule_id(&id, &ctx.cid)?;
@@ -277,7 +278,7 @@ async fn create_dev_host(
 async fn delete_dev_host(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(h): Path<String>,
+    PathParam(h): PathParam<String>,
 ) -> Result<Response, ApiError> {
     check_host(&h, &ctx.cid)?;
     let o = s
@@ -339,7 +340,7 @@ struct V1TeamUpdate {
 async fn update_team(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(h): Path<String>,
+    PathParam(h): PathParam<String>,
     Body(b): Body<V1TeamUpdate>,
 ) -> Result<Response, ApiError> {
     check_host(&h, &ctx.cid)?;
@@ -357,7 +358,7 @@ async fn update_team(
 async fn delete_team(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(h): Path<String>,
+    PathParam(h): PathParam<String>,
 ) -> Result<Response, ApiError> {
     check_host(&h, &ctx.cid)?;
     let o = s
@@ -384,7 +385,7 @@ struct V1Put {
 async fn put_config(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
-    Path(key): Path<String>,
+    PathParam(key): PathParam<String>,
     Body(b): Body<V1Put>,
 ) -> Result<Response, ApiError> {
     let Some(value) = b.value else {

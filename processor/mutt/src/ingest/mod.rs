@@ -30,7 +30,7 @@ use tracing::Instrument;
 
 use self::body::{BodyError, BodyKind, Parsed, body_kind};
 use crate::auth::{KeyRing, Scope};
-use crate::http::{ApiError, CorrelationId, correlation, presented_key};
+use crate::http::{ApiError, CorrelationId, correlation, json_errors, presented_key};
 
 /// When v1 was deprecated (RFC 9745 `Deprecation`, a Unix time): 2026-11-01T00:00:00Z.
 const V1_DEPRECATED_AT: i64 = 1_793_491_200;
@@ -70,6 +70,7 @@ pub fn app(state: Arc<IngestState>) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(correlation))
         .with_state(state)
 }
