@@ -49,10 +49,12 @@ API_KEY=st_$(rand)$(rand)
 WORK=$(mktemp -d /tmp/mutt-schemathesis.XXXXXX)
 LOG=$WORK/control.log
 PID=
+PROM_PID=
 
 cleanup() {
   local rc=$?
   set +e
+  if [[ -n $PROM_PID ]]; then kill "$PROM_PID" 2>/dev/null; wait "$PROM_PID" 2>/dev/null; fi
   if [[ -n $PID ]] && kill -0 "$PID" 2>/dev/null; then
     kill "$PID"
     for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
@@ -79,6 +81,21 @@ export MUTT_REDIS_URL=redis://127.0.0.1:6379
 export MUTT_PREFIX=$PREFIX
 export MUTT_CONTROL_LISTEN=127.0.0.1:$PORT
 export MUTT_OPS_LISTEN=127.0.0.1:$OPS_PORT
+# A real Prometheus scraping the process, so that GET /api/v2/slo answers 200 (with
+# no_data while it has no history) instead of 503 for an absent Prometheus.
+PROM_PORT=$(free_port)
+mkdir -p "$WORK/prom"
+cat >"$WORK/prom/prometheus.yml" <<YAML
+global: {scrape_interval: 1s}
+scrape_configs:
+  - job_name: mutt
+    static_configs: [{targets: ['127.0.0.1:$OPS_PORT']}]
+YAML
+prometheus --config.file="$WORK/prom/prometheus.yml" --storage.tsdb.path="$WORK/prom/data" \
+  --web.listen-address=127.0.0.1:$PROM_PORT >"$WORK/prom/log" 2>&1 &
+PROM_PID=$!
+export MUTT_PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PROM_PORT/-/ready" >/dev/null && break; sleep 0.1; done
 export MUTT_API_KEY=$API_KEY
 export MUTT_LOG_LEVEL=${MUTT_LOG_LEVEL:-warn}
 "$BIN" migrate >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log"; exit 1; }
