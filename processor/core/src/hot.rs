@@ -176,6 +176,7 @@ const ALERTER: &[&str] = &["alerter"];
 const FORWARDER: &[&str] = &["forwarder"];
 const WORKERS: &[&str] = &["alerter", "forwarder"];
 const CONTROL: &[&str] = &["control"];
+const INGEST: &[&str] = &["ingest"];
 const ALL: &[&str] = &["ingest", "alerter", "forwarder", "control"];
 
 macro_rules! hot_settings {
@@ -279,6 +280,16 @@ hot_settings! {
     dlq_replay_batch: u64 = "100", Kind::Count { min: 1, max: 100_000 }, CONTROL;
     /// Replays after which a dead letter is parked: only an operator replays it again.
     dlq_max_replays: u64 = "3", Kind::Count { min: 0, max: 1_000 }, CONTROL;
+    /// Events per second ingest accepts from all clients together (0: no limit; 429 beyond).
+    ingest_rate_limit: u64 = "0", Kind::Count { min: 0, max: 100_000_000 }, INGEST;
+    /// Events per second ingest accepts from one API key (0: no limit; 429 beyond).
+    ingest_key_rate_limit: u64 = "0", Kind::Count { min: 0, max: 100_000_000 }, INGEST;
+    /// Events not yet delivered to the alerters beyond which ingest answers 503 (0: no cap).
+    ingest_max_lag: u64 = "0", Kind::Count { min: 0, max: 1_000_000_000 }, INGEST;
+    /// Lag beyond which informational and debug events are refused first (0: off); critical ones never are.
+    ingest_shed_low_severity_lag: u64 = "0", Kind::Count { min: 0, max: 1_000_000_000 }, INGEST;
+    /// Alerts not yet delivered to the forwarders beyond which the alerters read more slowly (0: off).
+    alerter_max_alert_lag: u64 = "200000", Kind::Count { min: 0, max: 1_000_000_000 }, ALERTER;
 }
 
 /// The spec of a hot setting.

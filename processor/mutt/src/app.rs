@@ -183,12 +183,32 @@ pub async fn run(
         let stop = shutdown.clone();
         match role {
             Role::Ingest => {
+                // The alerters' group exists from the start, so that the lag that admission
+                // control reads is real even before the first alerter runs.
+                let events = bus.names().events();
+                connect("the alerter group", &shutdown, || {
+                    bus.ensure_group(&events, mutt_bus::names::ALERTER_GROUP)
+                })
+                .await?;
+                let lag = Arc::new(std::sync::atomic::AtomicU64::new(0));
                 let state = Arc::new(IngestState {
                     bus: bus.clone(),
                     keys: keys.clone(),
                     settings: settings.ingest.clone(),
                     stream: bus.names().events(),
+                    hot: hot.clone(),
+                    lag: lag.clone(),
                 });
+                tasks.spawn(
+                    {
+                        let (bus, stream, stop) = (bus.clone(), bus.names().events(), stop.clone());
+                        async move {
+                            crate::ingest::watch_lag(bus, stream, lag, stop).await;
+                            Ok(())
+                        }
+                    }
+                    .instrument(span.clone()),
+                );
                 let Some(listener) = ingest_listener.take() else {
                     continue;
                 };

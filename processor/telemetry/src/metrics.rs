@@ -27,6 +27,10 @@ pub struct Metrics {
     pub ingest_events: IntCounterVec,
     /// Time to answer an ingest request.
     pub ingest_latency: Histogram,
+    /// Events refused to protect MUTT, by reason (rate_limit, key_rate_limit, lag, low_severity).
+    pub ingest_shed: IntCounterVec,
+    /// Alerter reads delayed because the forwarders are behind.
+    pub alerter_backpressure: IntCounter,
     /// Events processed by the alerter: handled|unhandled|poison|error.
     pub alerter_events: IntCounterVec,
     /// Alerts written to the alerts stream, by kind (rule|unhandled).
@@ -145,6 +149,17 @@ impl Metrics {
                 "mutt_ingest_latency_seconds",
                 "Time to answer an ingest request.",
                 FAST_BUCKETS,
+            ),
+            ingest_shed: counter_vec(
+                &r,
+                "mutt_ingest_shed_events_total",
+                "Events refused to protect MUTT, by reason.",
+                &["reason"],
+            ),
+            alerter_backpressure: counter(
+                &r,
+                "mutt_alerter_backpressure_total",
+                "Alerter reads delayed because the forwarders are behind.",
             ),
             alerter_events: counter_vec(
                 &r,
@@ -331,6 +346,9 @@ impl Metrics {
         }
         for status in ["success", "dlq"] {
             m.moog_alerts.with_label_values(&[status]);
+        }
+        for reason in ["rate_limit", "key_rate_limit", "lag", "low_severity"] {
+            m.ingest_shed.with_label_values(&[reason]);
         }
         for result in ["accepted", "rejected"] {
             m.ingest_events.with_label_values(&[result]);

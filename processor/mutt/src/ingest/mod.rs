@@ -29,7 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
 use self::body::{BodyError, BodyKind, Parsed, body_kind};
-use crate::auth::{KeyRing, Scope};
+use crate::auth::{Caller, KeyRing, Scope};
 use crate::http::{ApiError, CorrelationId, correlation, json_errors, presented_key};
 
 /// When v1 was deprecated (RFC 9745 `Deprecation`, a Unix time): 2026-11-01T00:00:00Z.
@@ -54,6 +54,125 @@ pub struct IngestState {
     pub settings: IngestSettings,
     /// `{p}:events`.
     pub stream: String,
+    /// Hot settings (rate limits, lag caps).
+    pub hot: crate::worker::Hot,
+    /// Events not yet delivered to the alerters, as last measured.
+    pub lag: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Measures the alerters' lag every 200 ms until `shutdown`, for admission control.
+pub async fn watch_lag(
+    bus: Bus,
+    stream: String,
+    lag: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let measured = match bus.group_stats(&stream).await {
+            // The group furthest behind; Redis cannot always tell the lag (after deletions),
+            // and then the stream's length is the safe upper bound.
+            Ok(groups) if !groups.is_empty() => {
+                let mut worst = 0;
+                for g in groups {
+                    worst = worst.max(match g.lag {
+                        Some(l) => l,
+                        None => bus.len(&stream).await.unwrap_or(0),
+                    });
+                }
+                Some(worst)
+            }
+            Ok(_) => Some(0),
+            Err(e) => {
+                tracing::debug!(error = %e, "measuring lag");
+                None
+            }
+        };
+        if let Some(l) = measured {
+            lag.store(l, std::sync::atomic::Ordering::Relaxed);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+/// Seconds a client should wait when MUTT is behind.
+const RETRY_AFTER_OVERLOADED: u64 = 5;
+
+/// Admission by lag: past the cap the whole request is refused before its body is read,
+/// so that refusing stays cheap however hard clients push.
+fn admit(state: &IngestState, cid: &str) -> Result<(), Refused> {
+    let cap = state.hot.borrow().ingest_max_lag;
+    let lag = state.lag.load(std::sync::atomic::Ordering::Relaxed);
+    if cap > 0 && lag > cap {
+        return Err(refuse(
+            "overloaded",
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                format!("{lag} events wait for processing (the cap is {cap}); retry later"),
+                cid,
+            )
+            .retry_after(RETRY_AFTER_OVERLOADED),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether low-severity events are refused now.
+fn shedding_low_severity(state: &IngestState) -> bool {
+    let at = state.hot.borrow().ingest_shed_low_severity_lag;
+    at > 0 && state.lag.load(std::sync::atomic::Ordering::Relaxed) > at
+}
+
+/// The shared rate limits (all clients, and this key): `n` events or a 429.
+async fn within_rate(
+    state: &IngestState,
+    caller: &Caller,
+    n: u64,
+    cid: &str,
+) -> Result<(), Refused> {
+    let (global, per_key) = {
+        let h = state.hot.borrow();
+        (h.ingest_rate_limit, h.ingest_key_rate_limit)
+    };
+    for (name, rate, reason) in [
+        ("ingest".to_string(), global, "rate_limit"),
+        (format!("ingest:{}", caller.name), per_key, "key_rate_limit"),
+    ] {
+        if rate == 0 {
+            continue;
+        }
+        // A batch larger than a second's worth still passes when the bucket is full.
+        let wait = match state.bus.rate_take(&name, rate, rate.max(n), n).await {
+            Ok(w) => w,
+            // The limiter is a protection, not a dependency: without Redis the append
+            // fails anyway, with its own answer.
+            Err(_) => continue,
+        };
+        if !wait.is_zero() {
+            metrics().ingest_shed.with_label_values(&[reason]).inc_by(n);
+            return Err(refuse(
+                reason,
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "over the limit of {rate} events/s{}",
+                        if reason == "key_rate_limit" {
+                            " for this key"
+                        } else {
+                            ""
+                        }
+                    ),
+                    cid,
+                )
+                .retry_after(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The ingest router.
@@ -139,7 +258,7 @@ fn refuse(reason: &'static str, error: ApiError) -> Refused {
     }
 }
 
-fn check_key(state: &IngestState, headers: &HeaderMap, cid: &str) -> Result<(), Refused> {
+fn check_key(state: &IngestState, headers: &HeaderMap, cid: &str) -> Result<Caller, Refused> {
     let Some(key) = presented_key(headers) else {
         return Err(refuse(
             "auth",
@@ -170,7 +289,7 @@ fn check_key(state: &IngestState, headers: &HeaderMap, cid: &str) -> Result<(), 
                 cid,
             ),
         )),
-        Some(_) => Ok(()),
+        Some(c) => Ok(c),
     }
 }
 
@@ -225,7 +344,7 @@ fn prepare(
     cid: &str,
     now_ms: i64,
     trace: &TraceContext,
-) -> Result<(String, NewEntry), ValidationError> {
+) -> Result<(String, NewEntry, Option<u8>), ValidationError> {
     let id = uuid::Uuid::now_v7().to_string();
     let envelope = Envelope {
         id: id.clone(),
@@ -246,7 +365,11 @@ fn prepare(
             ),
         ));
     }
-    Ok((id, NewEntry::new(payload, trace.clone())))
+    Ok((
+        id,
+        NewEntry::new(payload, trace.clone()),
+        event.syslog_severity,
+    ))
 }
 
 fn item_error(index: usize, e: &ValidationError) -> Value {
@@ -312,7 +435,8 @@ async fn handle_v2(
     body: Result<Bytes, BytesRejection>,
     span: &tracing::Span,
 ) -> Result<Response, Refused> {
-    check_key(state, headers, cid)?;
+    let caller = check_key(state, headers, cid)?;
+    admit(state, cid)?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -360,46 +484,37 @@ async fn handle_v2(
     let now = mutt_core::now_ms();
     // Entries carry this request's span, so the alerter's span is its child.
     let trace = otel::carrier_of(span, &trace_context(headers));
-    let items = match parsed {
-        Parsed::Single(item) => {
-            let (id, entry) = prepare(state, item, cid, now, &trace).map_err(|e| {
-                metrics()
-                    .ingest_events
-                    .with_label_values(&["rejected"])
-                    .inc();
-                refuse(
-                    "validation",
-                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", e.to_string(), cid)
-                        .details(
-                            json!({"accepted": 0, "rejected": 1, "errors": [item_error(0, &e)]}),
-                        ),
-                )
-            })?;
-            append(state, std::slice::from_ref(&entry), cid).await?;
-            metrics()
-                .ingest_requests
-                .with_label_values(&["success", ""])
-                .inc();
-            metrics()
-                .ingest_events
-                .with_label_values(&["accepted"])
-                .inc();
-            return Ok(accepted(
-                json!({"accepted": 1, "rejected": 0, "event_id": id, "errors": [], "correlation_id": cid}),
-            ));
-        }
-        Parsed::Batch(items) => items,
+    // One object is a batch of one; only the answer's shape differs.
+    let (single, items) = match parsed {
+        Parsed::Single(item) => (true, vec![Ok(item)]),
+        Parsed::Batch(items) => (false, items),
     };
     let total = items.len();
+    let shed_low = shedding_low_severity(state);
     let mut entries = Vec::with_capacity(total);
+    let mut ids = Vec::with_capacity(total);
     let mut errors = Vec::new();
+    let mut first_error = None;
+    let mut shed = 0u64;
     for (i, item) in items.into_iter().enumerate() {
         let r = item
             .map_err(|m| ValidationError::new("event", "malformed_json", m))
             .and_then(|v| prepare(state, v, cid, now, &trace));
         match r {
-            Ok((_, entry)) => entries.push(entry),
-            Err(e) => errors.push(item_error(i, &e)),
+            // Behind: informational and debug events go first; critical ones never do.
+            Ok((_, _, Some(sev))) if shed_low && sev >= 6 => {
+                shed += 1;
+                errors.push(json!({"index": i, "field": "syslog_severity", "code": "shed",
+                    "message": "MUTT is behind: informational and debug events are refused for now; retry later"}));
+            }
+            Ok((id, entry, _)) => {
+                ids.push(id);
+                entries.push(entry);
+            }
+            Err(e) => {
+                errors.push(item_error(i, &e));
+                first_error.get_or_insert(e);
+            }
         }
     }
     let n = entries.len();
@@ -407,18 +522,47 @@ async fn handle_v2(
         .ingest_events
         .with_label_values(&["rejected"])
         .inc_by(errors.len() as u64);
+    metrics()
+        .ingest_shed
+        .with_label_values(&["low_severity"])
+        .inc_by(shed);
+    let rejected = errors.len();
     if n == 0 {
-        return Err(refuse(
-            "validation",
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_events",
-                format!("none of the {total} events is valid"),
-                cid,
+        let details = json!({"accepted": 0, "rejected": rejected, "errors": errors});
+        return Err(if shed > 0 {
+            refuse(
+                "overloaded",
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shed",
+                    "MUTT is behind: low-severity events are refused for now",
+                    cid,
+                )
+                .retry_after(RETRY_AFTER_OVERLOADED)
+                .details(details),
             )
-            .details(json!({"accepted": 0, "rejected": errors.len(), "errors": errors})),
-        ));
+        } else if single {
+            let message =
+                first_error.map_or_else(|| "invalid event".to_string(), |e| e.to_string());
+            refuse(
+                "validation",
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", message, cid)
+                    .details(details),
+            )
+        } else {
+            refuse(
+                "validation",
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_events",
+                    format!("none of the {total} events is valid"),
+                    cid,
+                )
+                .details(details),
+            )
+        });
     }
+    within_rate(state, &caller, n as u64, cid).await?;
     append(state, &entries, cid).await?;
     metrics()
         .ingest_requests
@@ -428,9 +572,19 @@ async fn handle_v2(
         .ingest_events
         .with_label_values(&["accepted"])
         .inc_by(n as u64);
-    Ok(accepted(
-        json!({"accepted": n, "rejected": errors.len(), "errors": errors, "correlation_id": cid}),
-    ))
+    let mut body =
+        json!({"accepted": n, "rejected": rejected, "errors": errors, "correlation_id": cid});
+    if single {
+        body["event_id"] = json!(ids.first());
+    }
+    let mut resp = accepted(body);
+    if shed > 0 {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(RETRY_AFTER_OVERLOADED),
+        );
+    }
+    Ok(resp)
 }
 
 fn accepted(body: Value) -> Response {
@@ -487,7 +641,8 @@ async fn handle_v1(
     body: Result<Bytes, BytesRejection>,
     span: &tracing::Span,
 ) -> Result<Response, Refused> {
-    check_key(state, headers, cid)?;
+    let caller = check_key(state, headers, cid)?;
+    admit(state, cid)?;
     let bytes = read_body(body, state.settings.max_body_bytes, cid)?;
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -524,7 +679,7 @@ async fn handle_v1(
     };
     // Entries carry this request's span, so the alerter's span is its child.
     let trace = otel::carrier_of(span, &trace_context(headers));
-    let (id, entry) = prepare(state, item, cid, mutt_core::now_ms(), &trace).map_err(|e| {
+    let (id, entry, _) = prepare(state, item, cid, mutt_core::now_ms(), &trace).map_err(|e| {
         metrics()
             .ingest_events
             .with_label_values(&["rejected"])
@@ -537,6 +692,7 @@ async fn handle_v1(
             cid,
         )
     })?;
+    within_rate(state, &caller, 1, cid).await?;
     append(state, std::slice::from_ref(&entry), cid).await?;
     metrics()
         .ingest_requests
