@@ -36,6 +36,13 @@ pub struct IngestSettings {
     pub request_timeout: Duration,
 }
 
+/// Alerter settings fixed at start (the rest are hot, see [`crate::hot`]).
+#[derive(Debug, Clone)]
+pub struct AlerterSettings {
+    /// Batches processed at once per alerter.
+    pub concurrency: usize,
+}
+
 /// Forwarder settings fixed at start (the rest are hot, see [`crate::hot`]).
 #[derive(Debug, Clone)]
 pub struct ForwarderSettings {
@@ -84,6 +91,8 @@ pub struct Settings {
     pub read_block: Duration,
     /// Ingest settings.
     pub ingest: IngestSettings,
+    /// Alerter settings.
+    pub alerter: AlerterSettings,
     /// Forwarder settings.
     pub forwarder: ForwarderSettings,
     /// The hot settings' values at start (environment, file, defaults).
@@ -418,6 +427,9 @@ impl Settings {
                     Duration::from_secs(30),
                     positive_duration,
                 ),
+            },
+            alerter: AlerterSettings {
+                concurrency: r.get("MUTT_ALERTER_CONCURRENCY", 4, bounded(1, 64)) as usize,
             },
             forwarder: ForwarderSettings {
                 concurrency: r.get("MUTT_FORWARDER_CONCURRENCY", 32, bounded(1, 4096)) as usize,

@@ -234,6 +234,7 @@ pub async fn run(
                     rules: rules.clone(),
                     ready: rules_loaded.clone(),
                     leases: Leases::default(),
+                    concurrency: settings.alerter.concurrency,
                 };
                 tasks.spawn(a.run(stop).instrument(span));
             }

@@ -86,6 +86,21 @@ impl Store {
         }
     }
 
+    /// Drops a database (benchmarks' scratch databases), whatever is connected to it.
+    pub async fn drop_database(&self, name: &str) -> Result<(), StoreError> {
+        if name.is_empty() || name.len() > 63 || name.contains('\0') {
+            return Err(StoreError::Invalid(format!(
+                "{name:?} is not a usable database name"
+            )));
+        }
+        let sql = format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            name.replace('"', "\"\"")
+        );
+        sqlx::query(&sql).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Applies the migrations of `sql/` that are not applied yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;

@@ -57,6 +57,8 @@ pub struct Alerter {
     pub ready: Flag,
     /// The entries in hand.
     pub leases: Leases,
+    /// Batches processed at once.
+    pub concurrency: usize,
 }
 
 /// A batch read from the stream.
@@ -173,6 +175,12 @@ impl Alerter {
             tx,
             shutdown.clone(),
         ));
+        // Batches are independent (idempotent audit rows, one transaction each), so several
+        // are processed at once: a batch spends most of its time waiting on Redis and
+        // PostgreSQL, and one at a time would leave the machine idle.
+        let me = std::sync::Arc::new(self);
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(me.concurrency.max(1)));
+        let mut working = tokio::task::JoinSet::new();
         let (mut reading, mut claiming) = (true, true);
         while reading || claiming {
             let batch = tokio::select! {
@@ -185,12 +193,21 @@ impl Alerter {
                     None => { claiming = false; continue; }
                 },
             };
-            self.process(batch, &shutdown).await;
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let (me2, shutdown) = (me.clone(), shutdown.clone());
+            working.spawn(async move {
+                me2.process(batch, &shutdown).await;
+                drop(slot);
+            });
+            while working.try_join_next().is_some() {}
         }
+        while working.join_next().await.is_some() {}
         let _ = read_task.await;
         stop.cancel();
         while background.join_next().await.is_some() {}
-        tracing::info!(consumer = %self.consumer, "alerter stopped");
+        tracing::info!(consumer = %me.consumer, "alerter stopped");
         Ok(())
     }
 

@@ -49,6 +49,39 @@ enum Command {
         #[arg(long)]
         rate: Option<f64>,
     },
+    /// Runs a whole stack on this machine under load and measures it (see BENCHMARKS.md).
+    Bench {
+        /// Events to send.
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        /// Offered rate, events per second (default: as fast as ingest answers).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Events per request.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// One process per role (ingest, alerters, forwarder) instead of `mutt all`.
+        #[arg(long)]
+        split: bool,
+        /// Alerter processes in split mode.
+        #[arg(long, default_value_t = 1)]
+        alerters: usize,
+        /// Alerts per webhook request.
+        #[arg(long, default_value_t = 50)]
+        webhook_batch: usize,
+        /// Redis.
+        #[arg(long, env = "MUTT_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// PostgreSQL server (a scratch database is created next to it).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        postgres_url: String,
+        /// Extra settings for the processes, KEY=VALUE.
+        #[arg(long = "set", value_parser = parse_kv)]
+        extra: Vec<(String, String)>,
+    },
     /// Runs a webhook receiver that counts alerts by external_id (GET /stats).
     Sink {
         /// Address to listen on.
@@ -64,6 +97,17 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:9464")]
         ops: String,
     },
+}
+
+/// mimalloc: under MUTT's many short-lived allocations (entries, JSON values, strings)
+/// glibc's allocator took a third of the alerter's CPU time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 #[tokio::main]
@@ -138,6 +182,33 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             stop.cancel();
+        }
+        Command::Bench {
+            events,
+            rate,
+            concurrency,
+            batch,
+            split,
+            alerters,
+            webhook_batch,
+            redis_url,
+            postgres_url,
+            extra,
+        } => {
+            let plan = mutt::muttdev::bench::BenchPlan {
+                events,
+                rate,
+                concurrency,
+                batch,
+                split,
+                alerters,
+                webhook_batch,
+                redis_url,
+                postgres_url,
+                extra,
+            };
+            let report = mutt::muttdev::bench::run(&plan).await?;
+            println!("{}", report.render(&plan));
         }
         Command::SloRules => print!("{}", mutt_telemetry::slo::prometheus_rules()),
         Command::Status { ops } => {

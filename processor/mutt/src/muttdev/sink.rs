@@ -44,6 +44,18 @@ pub struct Seen {
     behaviour: Behaviour,
     /// When set, only requests with this bearer token are accepted (401 otherwise).
     pub require_token: Option<String>,
+    /// Ingest-to-webhook latency of each accepted alert, in ms (when recording).
+    pub latencies_ms: Vec<u32>,
+    record_latency: bool,
+}
+
+/// When ingest accepted the event behind an `external_id`: its UUIDv7 says, in ms.
+fn accepted_at_ms(external_id: &str) -> Option<i64> {
+    let id = external_id
+        .strip_prefix("unhandled-")
+        .unwrap_or(external_id);
+    let (s, n) = uuid::Uuid::parse_str(id).ok()?.get_timestamp()?.to_unix();
+    Some(s as i64 * 1000 + i64::from(n / 1_000_000))
 }
 
 /// A running sink.
@@ -72,6 +84,8 @@ impl Sink {
             keep_events,
             behaviour: Behaviour::Accept,
             require_token: None,
+            latencies_ms: Vec::new(),
+            record_latency: false,
         }));
         let app = Router::new()
             .route("/stats", get(stats))
@@ -97,6 +111,11 @@ impl Sink {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
+    }
+
+    /// Records the ingest-to-webhook latency of every alert from now on.
+    pub fn record_latencies(&self) {
+        self.seen().record_latency = true;
     }
 
     /// Changes how it answers.
@@ -187,6 +206,12 @@ async fn receive(
             return (StatusCode::BAD_REQUEST, "external_id missing").into_response();
         };
         *s.by_external_id.entry(id.to_string()).or_default() += 1;
+        if s.record_latency
+            && let Some(at) = accepted_at_ms(id)
+        {
+            let ms = (mutt_core::now_ms() - at).clamp(0, i64::from(u32::MAX)) as u32;
+            s.latencies_ms.push(ms);
+        }
         if s.keep_events {
             s.events.push(e);
         }
