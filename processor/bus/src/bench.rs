@@ -86,6 +86,23 @@ impl Bus {
         Ok((relayed, started.elapsed()))
     }
 
+    /// CPU seconds the Redis server has used (user + system), from `INFO cpu`.
+    pub async fn server_cpu_seconds(&self) -> Result<f64, BusError> {
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(info
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                matches!(k, "used_cpu_user" | "used_cpu_sys")
+                    .then(|| v.trim().parse::<f64>().ok())
+                    .flatten()
+            })
+            .sum())
+    }
+
     /// Deletes keys of this deployment's prefix (benchmark clean-up).
     pub async fn delete_keys(&self, keys: &[String]) -> Result<(), BusError> {
         if keys.is_empty() {

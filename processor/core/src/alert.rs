@@ -2,7 +2,7 @@
 //! Moogsoft payload of DESIGN.md.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::event::Event;
 
@@ -94,39 +94,106 @@ impl Alert {
 
     /// The Moogsoft event for this alert (one element of `{"events": [...]}` when batched).
     pub fn webhook_payload(&self, agent_location: &str) -> Value {
-        let agent_time = self
-            .event
-            .time()
-            .map(|t| t.unix_timestamp())
-            .unwrap_or(self.event.received_at_ms / 1000);
-        let mut custom_info = self.event.to_json();
-        if let Value::Object(m) = &mut custom_info {
-            m.insert(
-                "mutt".into(),
-                json!({
-                    "event_id": self.event.id,
-                    "correlation_id": self.event.correlation_id,
-                    "rule_id": self.rule_id,
-                    "handling": self.handling,
-                    "kind": self.kind,
-                }),
-            );
+        serde_json::to_value(self.webhook(agent_location)).unwrap_or(Value::Null)
+    }
+
+    /// The Moogsoft event serialised to JSON, without building an intermediate value (the
+    /// forwarder's hot path).
+    pub fn webhook_body(&self, agent_location: &str) -> Vec<u8> {
+        serde_json::to_vec(&self.webhook(agent_location)).unwrap_or_default()
+    }
+
+    fn webhook<'a>(&'a self, agent_location: &'a str) -> Webhook<'a> {
+        Webhook {
+            signature: &self.signature,
+            source_id: &self.event.hostname,
+            external_id: &self.id,
+            manager: MANAGER,
+            source: &self.event.hostname,
+            class: &self.team,
+            agent: MANAGER,
+            agent_location,
+            kind: match self.kind {
+                AlertKind::Rule => "rule",
+                AlertKind::Unhandled => "unhandled",
+            },
+            severity: self.severity,
+            description: &self.description,
+            agent_time: self
+                .event
+                .time()
+                .map(|t| t.unix_timestamp())
+                .unwrap_or(self.event.received_at_ms / 1000),
+            custom_info: CustomInfo(self),
         }
-        json!({
-            "signature": self.signature,
-            "source_id": self.event.hostname,
-            "external_id": self.id,
-            "manager": MANAGER,
-            "source": self.event.hostname,
-            "class": self.team,
-            "agent": MANAGER,
-            "agent_location": agent_location,
-            "type": match self.kind { AlertKind::Rule => "rule", AlertKind::Unhandled => "unhandled" },
-            "severity": self.severity,
-            "description": self.description,
-            "agent_time": agent_time,
-            "custom_info": custom_info,
-        })
+    }
+}
+
+/// The Moogsoft event of DESIGN.md, borrowed from an alert.
+#[derive(Serialize)]
+struct Webhook<'a> {
+    signature: &'a str,
+    source_id: &'a str,
+    external_id: &'a str,
+    manager: &'a str,
+    source: &'a str,
+    class: &'a str,
+    agent: &'a str,
+    agent_location: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    severity: u8,
+    description: &'a str,
+    agent_time: i64,
+    custom_info: CustomInfo<'a>,
+}
+
+/// `custom_info`: the event as the client sent it after normalisation, plus MUTT's own
+/// identifiers under `mutt` (which replaces a client attribute of that name).
+struct CustomInfo<'a>(&'a Alert);
+
+#[derive(Serialize)]
+struct MuttInfo<'a> {
+    event_id: &'a str,
+    correlation_id: &'a str,
+    rule_id: Option<i32>,
+    handling: &'a str,
+    kind: AlertKind,
+}
+
+impl Serialize for CustomInfo<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (alert, e) = (self.0, &self.0.event);
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in &e.attributes {
+            if k != "mutt" {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.serialize_entry("hostname", &e.hostname)?;
+        m.serialize_entry("message", &e.message)?;
+        m.serialize_entry("timestamp", &e.timestamp)?;
+        if let Some(sev) = e.syslog_severity {
+            m.serialize_entry("syslog_severity", &sev)?;
+        }
+        if let Some(o) = &e.trap_oid {
+            m.serialize_entry("trap_oid", o)?;
+        }
+        if let Some(t) = &e.source_type {
+            m.serialize_entry("source_type", t)?;
+        }
+        m.serialize_entry(
+            "mutt",
+            &MuttInfo {
+                event_id: &e.id,
+                correlation_id: &e.correlation_id,
+                rule_id: alert.rule_id,
+                handling: &alert.handling,
+                kind: alert.kind,
+            },
+        )?;
+        m.end()
     }
 }
 
@@ -172,6 +239,22 @@ mod tests {
         ] {
             assert!(p[k].is_string(), "{k}");
         }
+    }
+
+    #[test]
+    fn the_serialised_body_is_the_payload_and_custom_info_is_the_event() {
+        let mut e = event();
+        e.attributes
+            .insert("mutt".into(), Value::from("client's own"));
+        e.attributes.insert("site".into(), Value::from("LAB-1"));
+        let a = Alert::for_rule(&e, 7, "Page_and_ticket", "NetOps", 1);
+        let body: Value = serde_json::from_slice(&a.webhook_body("fwd-1")).unwrap();
+        assert_eq!(body, a.webhook_payload("fwd-1"));
+        let mut info = body["custom_info"].as_object().unwrap().clone();
+        assert_eq!(info.remove("mutt").unwrap()["rule_id"], 7);
+        let mut expected = e.to_json().as_object().unwrap().clone();
+        expected.remove("mutt");
+        assert_eq!(info, expected);
     }
 
     #[test]

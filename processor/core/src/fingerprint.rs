@@ -8,14 +8,36 @@
 
 /// Replaces the variable parts of a message with placeholders.
 pub fn normalize(message: &str) -> String {
-    let b = message.as_bytes();
     let mut out = String::with_capacity(message.len());
+    scan(message, |part| out.push_str(part));
+    out
+}
+
+/// The fingerprint of a message: 16 hex digits of FNV-1a 64 over the normalised text.
+/// Stable across processes and versions, which a salted hasher would not be. The text is
+/// hashed as it is scanned, without building the normalised string.
+pub fn fingerprint(message: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    scan(message, |part| {
+        for byte in part.bytes() {
+            h ^= u64::from(byte);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    });
+    format!("{h:016x}")
+}
+
+/// Feeds the normalised message to `out`, in pieces: verbatim runs and placeholders.
+fn scan(message: &str, mut out: impl FnMut(&str)) {
+    let b = message.as_bytes();
     let mut i = 0;
     // Start of the last run copied verbatim, to copy whole slices (keeps UTF-8 intact).
     let mut copied = 0;
     while i < b.len() {
-        let at_boundary = i == 0 || !is_word(b[i - 1]);
-        let token = if at_boundary {
+        // Every address or id starts with a hex digit or a colon (`::1`): other words are
+        // skipped without trying each pattern.
+        let candidate = (is_hex(b[i]) || b[i] == b':') && (i == 0 || !is_word(b[i - 1]));
+        let token = if candidate {
             variable_token(b, i)
         } else {
             None
@@ -23,28 +45,15 @@ pub fn normalize(message: &str) -> String {
         let token = token.or_else(|| digits(b, i).map(|end| (end, "<n>")));
         match token {
             Some((end, placeholder)) => {
-                out.push_str(&message[copied..i]);
-                out.push_str(placeholder);
+                out(&message[copied..i]);
+                out(placeholder);
                 i = end;
                 copied = end;
             }
             None => i += 1,
         }
     }
-    out.push_str(&message[copied..]);
-    out
-}
-
-/// The fingerprint of a message: 16 hex digits of FNV-1a 64 over the normalised text.
-/// Stable across processes and versions, which a salted hasher would not be.
-pub fn fingerprint(message: &str) -> String {
-    let normalized = normalize(message);
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in normalized.bytes() {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    out(&message[copied..]);
 }
 
 fn is_word(c: u8) -> bool {
@@ -241,6 +250,16 @@ mod tests {
         fn normalisation_is_idempotent_and_total(s in "\\PC{0,80}") {
             let once = normalize(&s);
             prop_assert_eq!(normalize(&once), once.clone());
+        }
+
+        #[test]
+        fn the_fingerprint_hashes_the_normalised_text(s in "[a-f0-9:. x-]{0,40}|\\PC{0,60}") {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for byte in normalize(&s).bytes() {
+                h ^= u64::from(byte);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            prop_assert_eq!(fingerprint(&s), format!("{h:016x}"));
         }
 
         #[test]

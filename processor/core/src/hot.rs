@@ -237,7 +237,7 @@ hot_settings! {
     /// How often the alerter re-reads rules, hosts and teams without an announcement.
     rule_reload_interval: Duration = "60s", Kind::Duration { min_ms: 1_000, max_ms: 86_400_000 }, ALERTER;
     /// Events read per alerter batch.
-    alerter_batch: u64 = "500", Kind::Count { min: 1, max: 10_000 }, ALERTER;
+    alerter_batch: u64 = "1000", Kind::Count { min: 1, max: 10_000 }, ALERTER;
     /// Unhandled events of one host and fingerprint that make a meta-alert.
     unhandled_threshold: u64 = "100", Kind::Count { min: 1, max: 1_000_000_000 }, ALERTER;
     /// The window those events must fall in; also the silence after a meta-alert.
@@ -382,7 +382,7 @@ mod tests {
             ],
         );
         assert_eq!(c.webhook_rate_limit, 50);
-        assert_eq!(c.alerter_batch, 500);
+        assert_eq!(c.alerter_batch, 1000);
         assert_eq!(errors.len(), 2);
     }
 

@@ -260,6 +260,7 @@ impl Alerter {
         let mut out = Outputs::default();
         let mut unhandled: Vec<(Event, usize)> = Vec::new();
         let now = mutt_core::now_ms();
+        let (mut handled, mut rule_alerts) = (0u64, 0u64);
         for entry in entries {
             if entry.is_deleted() {
                 out.ack.push(entry.id.clone());
@@ -296,10 +297,7 @@ impl Alerter {
                     handling,
                     forward,
                 } => {
-                    metrics()
-                        .alerter_events
-                        .with_label_values(&["handled"])
-                        .inc();
+                    handled += 1;
                     if forward {
                         let alert =
                             Alert::for_rule(&event, rule.id, handling, &rule.team_assignment, now);
@@ -311,7 +309,7 @@ impl Alerter {
                                 continue;
                             }
                         }
-                        metrics().alerter_alerts.with_label_values(&["rule"]).inc();
+                        rule_alerts += 1;
                     }
                     out.audit.push((
                         AuditRow {
@@ -328,15 +326,20 @@ impl Alerter {
                         idx,
                     ));
                 }
-                Outcome::Unhandled => {
-                    metrics()
-                        .alerter_events
-                        .with_label_values(&["unhandled"])
-                        .inc();
-                    unhandled.push((event, idx));
-                }
+                Outcome::Unhandled => unhandled.push((event, idx)),
             }
         }
+        // Counted once per batch: a labelled lookup per event shows in profiles.
+        let m = metrics();
+        m.alerter_events
+            .with_label_values(&["handled"])
+            .inc_by(handled);
+        m.alerter_events
+            .with_label_values(&["unhandled"])
+            .inc_by(unhandled.len() as u64);
+        m.alerter_alerts
+            .with_label_values(&["rule"])
+            .inc_by(rule_alerts);
         self.meta_alerts(&mut out, unhandled, entries, rules, hot, now)
             .await?;
         Ok(out)

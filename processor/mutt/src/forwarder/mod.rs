@@ -25,7 +25,6 @@ use mutt_core::codec;
 use mutt_core::event::Limits;
 use mutt_core::hot::HotConfig;
 use mutt_telemetry::{metrics, otel};
-use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -69,7 +68,8 @@ struct InHand {
     /// The decoded alert; None for an entry that is not a valid alert (on its way to the DLQ).
     alert: Option<Alert>,
     /// The webhook event for this alert.
-    payload: Value,
+    /// The webhook event, serialised once when the alert is taken into hand.
+    payload: Vec<u8>,
     attempts: u64,
     first_failure_ms: Option<i64>,
     last_error: String,
@@ -280,10 +280,10 @@ impl Forwarder {
         };
         let (alert, payload, error) = match decoded {
             Ok(alert) => {
-                let payload = alert.webhook_payload(&self.consumer);
+                let payload = alert.webhook_body(&self.consumer);
                 (Some(alert), payload, None)
             }
-            Err(why) => (None, Value::Null, Some(why)),
+            Err(why) => (None, Vec::new(), Some(why)),
         };
         let id = entry.id.clone();
         self.leases.hold(std::iter::once(&id));
@@ -421,15 +421,14 @@ impl Forwarder {
             let body = if hot.webhook_batch <= 1 || front_solo {
                 ids.first()
                     .and_then(|id| book.held.get(id))
-                    .map(|h| serde_json::to_vec(&h.payload).unwrap_or_default())
+                    .map(|h| h.payload.clone())
                     .unwrap_or_default()
             } else {
-                let events: Vec<&Value> = ids
-                    .iter()
-                    .filter_map(|id| book.held.get(id))
-                    .map(|h| &h.payload)
-                    .collect();
-                serde_json::to_vec(&serde_json::json!({ "events": events })).unwrap_or_default()
+                batch_body(
+                    ids.iter()
+                        .filter_map(|id| book.held.get(id))
+                        .map(|h| &h.payload[..]),
+                )
             };
             // The delivery's client span: a child of the first alert's trace, linked to
             // the others of a batch; its context goes to the webhook as `traceparent`.
@@ -756,9 +755,33 @@ async fn read_loop(
     }
 }
 
+/// `{"events":[…]}` from events serialised already.
+fn batch_body<'a>(events: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut body = Vec::with_capacity(4096);
+    body.extend_from_slice(br#"{"events":["#);
+    for (i, e) in events.enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(e);
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn a_batch_body_is_the_events_array() {
+        let parts: [&[u8]; 2] = [br#"{"a":1}"#, br#"{"b":[2]}"#];
+        let v: Value = serde_json::from_slice(&batch_body(parts.into_iter())).unwrap();
+        assert_eq!(v, serde_json::json!({"events": [{"a": 1}, {"b": [2]}]}));
+        let v: Value = serde_json::from_slice(&batch_body(std::iter::empty())).unwrap();
+        assert_eq!(v, serde_json::json!({"events": []}));
+    }
 
     #[test]
     fn jitter_stays_within_the_exponential_ceiling() {

@@ -55,6 +55,9 @@ pub struct BenchReport {
     /// Events per second from the first request until the groups were empty and every
     /// alert had arrived.
     pub processed_per_s: f64,
+    /// Events per second from the first request until the alerter group had nothing left
+    /// (every event evaluated, audited and its alert appended).
+    pub alerted_per_s: f64,
     /// Alerts delivered.
     pub alerts: u64,
     /// Ingest-to-webhook latency percentiles, ms.
@@ -65,6 +68,9 @@ pub struct BenchReport {
     pub p999_ms: u32,
     /// Peak RSS per process, MB.
     pub rss_mb: Vec<(String, f64)>,
+    /// CPU time per accepted event during the run, µs, per process (and `redis`, and
+    /// `muttdev` — the load generator and webhook sink).
+    pub cpu_us_per_event: Vec<(String, f64)>,
     /// Raw Redis: appends per second of entries of the same size.
     pub raw_append_per_s: f64,
     /// Raw Redis: relays (read through a group, append, acknowledge) per second.
@@ -81,13 +87,20 @@ impl BenchReport {
             .iter()
             .map(|(r, m)| format!("{r} {m:.0} MB"))
             .collect();
+        let cpu: Vec<String> = self
+            .cpu_us_per_event
+            .iter()
+            .map(|(r, us)| format!("{r} {us:.1}"))
+            .collect();
         format!(
             "events {} (offered {}), accepted {}\n\
              accepted        {:>10.0} events/s\n\
+             through alerter {:>10.0} events/s  (ingest → alerter → audit, until the events group is drained)\n\
              processed       {:>10.0} events/s  (ingest → alerter → audit → forwarder → webhook, until lag 0)\n\
              alerts          {:>10}\n\
              latency         p50 {} ms, p99 {} ms, p99.9 {} ms (ingest accepted → webhook received)\n\
              peak RSS        {}\n\
+             CPU µs/event    {}\n\
              raw redis       append {:.0}/s, relay {:.0}/s ({} B entries)\n\
              ratio           accepted/append {:.2}, processed/relay {:.2}",
             plan.events,
@@ -95,12 +108,14 @@ impl BenchReport {
                 .map_or_else(|| "unlimited".to_string(), |r| format!("{r:.0}/s")),
             self.accepted,
             self.accepted_per_s,
+            self.alerted_per_s,
             self.processed_per_s,
             self.alerts,
             self.p50_ms,
             self.p99_ms,
             self.p999_ms,
             rss.join(", "),
+            cpu.join(", "),
             self.raw_append_per_s,
             self.raw_relay_per_s,
             self.payload_bytes,
@@ -138,6 +153,17 @@ fn rss_kb(pid: u32) -> u64 {
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
+}
+
+/// CPU seconds a process has used (user + system, all threads).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th
+    // fields overall, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn with_database(server: &str, db: &str) -> String {
@@ -271,26 +297,50 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
     };
 
     let bus = Bus::connect(&plan.redis_url, &prefix).await?;
-    let started = Instant::now();
-    let load = load::run(&load::LoadPlan {
+    let cpu_now = |bus: &Bus| {
+        let pids = pids.clone();
+        let bus = bus.clone();
+        async move {
+            let mut v: Vec<(String, f64)> = pids
+                .iter()
+                .map(|(r, pid)| (r.clone(), cpu_seconds(&pid.to_string())))
+                .collect();
+            v.push((
+                "redis".into(),
+                bus.server_cpu_seconds().await.unwrap_or(0.0),
+            ));
+            v.push(("muttdev".into(), cpu_seconds("self")));
+            v
+        }
+    };
+    let load_plan = load::LoadPlan {
         url: format!("http://127.0.0.1:{ingest_port}"),
         api_key: key.clone(),
         events: plan.events,
         batch: plan.batch,
         concurrency: plan.concurrency,
         rate: plan.rate,
-    })
-    .await?;
+    };
+    let bodies = load::prepare(&load_plan);
+    let cpu_before = cpu_now(&bus).await;
+    let started = Instant::now();
+    let load = load::send(&load_plan, &bodies).await?;
+    drop(bodies);
     // Done when no group has anything undelivered or unacknowledged and the webhook has
     // stopped receiving.
     let (events, alerts) = (bus.names().events(), bus.names().alerts());
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut last = (0usize, Instant::now());
+    let mut alerted: Option<Instant> = None;
     let finished = loop {
         let idle = |s: Vec<mutt_bus::trim::GroupStats>| {
             !s.is_empty() && s.iter().all(|g| g.pending == 0 && g.lag == Some(0))
         };
-        let quiet = idle(bus.group_stats(&events).await?) && idle(bus.group_stats(&alerts).await?);
+        let events_idle = idle(bus.group_stats(&events).await?);
+        if events_idle && alerted.is_none() {
+            alerted = Some(Instant::now());
+        }
+        let quiet = events_idle && idle(bus.group_stats(&alerts).await?);
         let unique = webhook.unique();
         if unique != last.0 {
             last = (unique, Instant::now());
@@ -304,6 +354,7 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let processed_s = (finished - started).as_secs_f64();
+    let cpu_after = cpu_now(&bus).await;
     sampling.store(false, Ordering::Relaxed);
     let peak = sampler.await.unwrap_or_default();
     let mut lat = webhook.seen().latencies_ms.clone();
@@ -345,6 +396,10 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
         accepted: load.accepted,
         accepted_per_s: load.rate(),
         processed_per_s: load.accepted as f64 / processed_s.max(1e-9),
+        alerted_per_s: load.accepted as f64
+            / alerted
+                .map_or(processed_s, |t| (t - started).as_secs_f64())
+                .max(1e-9),
         alerts: alerts_delivered,
         p50_ms: percentile(&lat, 0.50),
         p99_ms: percentile(&lat, 0.99),
@@ -353,6 +408,11 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
             .iter()
             .zip(peak)
             .map(|((r, _), kb)| (r.clone(), kb as f64 / 1024.0))
+            .collect(),
+        cpu_us_per_event: cpu_before
+            .iter()
+            .zip(&cpu_after)
+            .map(|((r, a), (_, b))| (r.clone(), (b - a) * 1e6 / load.accepted.max(1) as f64))
             .collect(),
         raw_append_per_s: n as f64 / append.as_secs_f64().max(1e-9),
         raw_relay_per_s: relayed as f64 / relay.as_secs_f64().max(1e-9),

@@ -68,22 +68,41 @@ pub fn build_events(n: u64) -> Vec<Value> {
         .collect()
 }
 
+/// Request bodies built ahead, so that building them is not part of what is measured.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    bodies: Arc<Vec<bytes::Bytes>>,
+    sizes: Arc<Vec<u64>>,
+}
+
+/// Builds the request bodies of a plan.
+pub fn prepare(plan: &LoadPlan) -> Prepared {
+    let events = build_events(plan.events);
+    let chunks = events.chunks(plan.batch.max(1));
+    Prepared {
+        bodies: Arc::new(
+            chunks
+                .clone()
+                .map(|c| bytes::Bytes::from(serde_json::to_vec(c).unwrap_or_default()))
+                .collect(),
+        ),
+        sizes: Arc::new(chunks.map(|c| c.len() as u64).collect()),
+    }
+}
+
 /// Posts `plan.events` events and waits for every answer.
 pub async fn run(plan: &LoadPlan) -> anyhow::Result<LoadReport> {
+    send(plan, &prepare(plan)).await
+}
+
+/// Posts prepared bodies and waits for every answer.
+pub async fn send(plan: &LoadPlan, prepared: &Prepared) -> anyhow::Result<LoadReport> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(plan.concurrency)
         .timeout(Duration::from_secs(60))
         .build()?;
-    let events = build_events(plan.events);
-    let bodies: Vec<Vec<u8>> = events
-        .chunks(plan.batch.max(1))
-        .map(|c| serde_json::to_vec(c).unwrap_or_default())
-        .collect();
-    let sizes: Vec<u64> = events
-        .chunks(plan.batch.max(1))
-        .map(|c| c.len() as u64)
-        .collect();
-    let bodies = Arc::new(bodies);
+    let bodies = prepared.bodies.clone();
+    let sizes = prepared.sizes.clone();
     let next = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
     let rejected = Arc::new(AtomicU64::new(0));
