@@ -10,6 +10,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Value};
 
+use crate::auth::RedisAuth;
 use crate::entry::{NewEntry, StreamEntry, parse_read_reply};
 use crate::error::BusError;
 use crate::names::Names;
@@ -25,6 +26,7 @@ pub struct Bus {
     client: Client,
     conn: ConnectionManager,
     names: Names,
+    auth: Option<RedisAuth>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -35,29 +37,46 @@ impl std::fmt::Debug for Bus {
     }
 }
 
-fn manager_config(response_timeout: Duration) -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
+fn manager_config(response_timeout: Duration, auth: Option<&RedisAuth>) -> ConnectionManagerConfig {
+    let config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(response_timeout))
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_number_of_retries(2)
-        .set_max_delay(Duration::from_secs(2))
+        .set_max_delay(Duration::from_secs(2));
+    match auth {
+        Some(a) => config.set_credentials_provider(a.clone()),
+        None => config,
+    }
 }
 
 impl Bus {
     /// Connects to `url` (redis:// or rediss://) for the deployment named by `prefix`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
+        Self::connect_with_auth(url, prefix, None).await
+    }
+
+    /// Connects with credentials that may change while connected (see [`crate::auth`]);
+    /// they replace any user and password in `url`.
+    pub async fn connect_with_auth(
+        url: &str,
+        prefix: &str,
+        auth: Option<RedisAuth>,
+    ) -> Result<Self, BusError> {
         // Nagle's algorithm with the server's delayed ACKs adds 40 ms to a request written
         // in more than one segment; commands here are latency-bound.
         let info = redis::IntoConnectionInfo::into_connection_info(url)?;
         let tcp = info.tcp_settings().clone().set_nodelay(true);
         let client = Client::open(info.set_tcp_settings(tcp))?;
-        let conn =
-            ConnectionManager::new_with_config(client.clone(), manager_config(RESPONSE_TIMEOUT))
-                .await?;
+        let conn = ConnectionManager::new_with_config(
+            client.clone(),
+            manager_config(RESPONSE_TIMEOUT, auth.as_ref()),
+        )
+        .await?;
         Ok(Self {
             client,
             conn,
             names: Names::new(prefix),
+            auth,
         })
     }
 
@@ -66,9 +85,24 @@ impl Bus {
         &self.names
     }
 
-    /// The client, for connections of their own (pub/sub).
-    pub(crate) fn client(&self) -> &Client {
-        &self.client
+    /// A client for a connection of its own that cannot follow a credentials provider
+    /// (pub/sub): it authenticates with the password current now.
+    pub(crate) fn client_now(&self) -> Result<Client, BusError> {
+        let Some(auth) = &self.auth else {
+            return Ok(self.client.clone());
+        };
+        let info = self.client.get_connection_info().clone();
+        let redis = info
+            .redis_settings()
+            .clone()
+            .set_username(auth.username())
+            .set_password(auth.current().expose());
+        Ok(Client::open(info.set_redis_settings(redis))?)
+    }
+
+    /// The ACL user this process authenticates as, when it uses credentials.
+    pub fn auth(&self) -> Option<&RedisAuth> {
+        self.auth.as_ref()
     }
 
     /// A handle on the shared connection, for the modules of this crate.
@@ -218,7 +252,7 @@ impl Bus {
     ) -> Result<GroupReader, BusError> {
         let conn = ConnectionManager::new_with_config(
             self.client.clone(),
-            manager_config(block + RESPONSE_TIMEOUT),
+            manager_config(block + RESPONSE_TIMEOUT, self.auth.as_ref()),
         )
         .await?;
         Ok(GroupReader {

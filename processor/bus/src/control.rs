@@ -186,19 +186,21 @@ impl Bus {
         let channel = self.names().control();
         let mut delay = Duration::from_millis(200);
         loop {
-            let pubsub = match self.client().get_async_pubsub().await {
-                Ok(mut p) => match p.subscribe(&channel).await {
-                    Ok(()) => Some(p),
+            let client = self.client_now();
+            let pubsub =
+                match async { client?.get_async_pubsub().await.map_err(BusError::from) }.await {
+                    Ok(mut p) => match p.subscribe(&channel).await {
+                        Ok(()) => Some(p),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "control channel: cannot subscribe");
+                            None
+                        }
+                    },
                     Err(e) => {
-                        tracing::warn!(error = %e, "control channel: cannot subscribe");
+                        tracing::warn!(error = %e, "control channel: cannot connect");
                         None
                     }
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "control channel: cannot connect");
-                    None
-                }
-            };
+                };
             if let Some(mut p) = pubsub {
                 delay = Duration::from_millis(200);
                 let mut messages = p.on_message();

@@ -17,10 +17,13 @@
 //! - [`trim`]: trimming streams below what every group has delivered and acknowledged.
 //! - [`guard`]: the webhook's shared circuit breaker and rate limit.
 //! - [`control`]: hot-setting snapshots, announcements, applied versions, the key registry.
+//! - [`auth`]: credentials that change while connections live (password rotation).
+//! - [`secrets`]: the secret store of rotations and the Redis ACL steps of one.
 //! - [`error`]: [`BusError`](error::BusError) and whether it is worth retrying.
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod bench;
 pub mod claim;
 pub mod client;
@@ -30,6 +33,7 @@ pub mod entry;
 pub mod error;
 pub mod guard;
 pub mod names;
+pub mod secrets;
 pub mod trim;
 pub mod unhandled;
 

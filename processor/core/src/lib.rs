@@ -14,11 +14,13 @@
 //! - [`codec`]: the MessagePack encoding of events and alerts in stream entries.
 //! - [`settings`]: typed process settings from the environment and an optional TOML file.
 //! - [`secret`]: a string wrapper that never prints its value.
+//! - [`credentials`]: CURRENT/NEXT credentials and the stage → promote → retire rotation.
 
 #![forbid(unsafe_code)]
 
 pub mod alert;
 pub mod codec;
+pub mod credentials;
 pub mod event;
 pub mod fingerprint;
 pub mod hot;

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::event::Limits;
@@ -48,6 +49,30 @@ pub struct AlerterSettings {
 pub struct ForwarderSettings {
     /// Webhook requests in flight at once per forwarder (sizes the connection pool).
     pub concurrency: usize,
+}
+
+/// Where the rotatable secrets come from at start. A `*_FILE` is re-read while the process
+/// runs (a Kubernetes Secret mounted as files changes in place); the control plane's
+/// rotations take precedence over both (see `mutt_core::credentials`).
+#[derive(Debug, Clone, Default)]
+pub struct SecretSettings {
+    /// `MUTT_REDIS_PASSWORD`, else the password in `MUTT_REDIS_URL`.
+    pub redis_password: Option<Secret>,
+    /// `MUTT_REDIS_PASSWORD_FILE`.
+    pub redis_password_file: Option<PathBuf>,
+    /// `MUTT_DATABASE_PASSWORD`, else the password in `MUTT_DATABASE_URL`.
+    pub database_password: Option<Secret>,
+    /// `MUTT_DATABASE_PASSWORD_FILE`.
+    pub database_password_file: Option<PathBuf>,
+    /// `MUTT_WEBHOOK_TOKEN_FILE` (the value itself is [`Settings::webhook_token`]).
+    pub webhook_token_file: Option<PathBuf>,
+    /// `MUTT_API_KEY_FILE` (the value itself is [`Settings::api_key`]).
+    pub api_key_file: Option<PathBuf>,
+    /// `MUTT_SECRET_FILE_POLL`: how often the files are checked for a change.
+    pub file_poll: Duration,
+    /// `MUTT_SECRET_FILE_OVERLAP`: how long the previous value of a changed file stays
+    /// accepted as a fallback.
+    pub file_overlap: Duration,
 }
 
 /// Everything a `mutt` process needs to start.
@@ -97,6 +122,8 @@ pub struct Settings {
     pub forwarder: ForwarderSettings,
     /// The hot settings' values at start (environment, file, defaults).
     pub hot: HotConfig,
+    /// Secret sources.
+    pub secrets: SecretSettings,
 }
 
 /// One setting that could not be used.
@@ -307,6 +334,53 @@ fn secret(s: &str) -> Result<Secret, String> {
     Ok(Secret::new(s))
 }
 
+fn path(s: &str) -> Result<PathBuf, String> {
+    if s.contains('\0') {
+        return Err("a path cannot contain NUL".into());
+    }
+    Ok(PathBuf::from(s))
+}
+
+/// The password in a URL's user information, percent-decoded.
+pub fn url_password(url: &str) -> Option<String> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    let (_, password) = userinfo.split_once(':')?;
+    let decoded = percent_decode(password);
+    (!decoded.is_empty()).then_some(decoded)
+}
+
+/// The user name in a URL's user information, percent-decoded.
+pub fn url_username(url: &str) -> Option<String> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    let user = percent_decode(userinfo.split(':').next().unwrap_or(""));
+    (!user.is_empty()).then_some(user)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A URL with any password replaced, for error messages and logs.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
@@ -435,8 +509,74 @@ impl Settings {
                 concurrency: r.get("MUTT_FORWARDER_CONCURRENCY", 32, bounded(1, 4096)) as usize,
             },
             hot: HotConfig::default(),
+            secrets: SecretSettings {
+                redis_password: r.optional("MUTT_REDIS_PASSWORD", secret),
+                redis_password_file: r.optional("MUTT_REDIS_PASSWORD_FILE", path),
+                database_password: r.optional("MUTT_DATABASE_PASSWORD", secret),
+                database_password_file: r.optional("MUTT_DATABASE_PASSWORD_FILE", path),
+                webhook_token_file: r.optional("MUTT_WEBHOOK_TOKEN_FILE", path),
+                api_key_file: r.optional("MUTT_API_KEY_FILE", path),
+                file_poll: r.get(
+                    "MUTT_SECRET_FILE_POLL",
+                    Duration::from_secs(5),
+                    positive_duration,
+                ),
+                file_overlap: r.get(
+                    "MUTT_SECRET_FILE_OVERLAP",
+                    Duration::from_secs(600),
+                    positive_duration,
+                ),
+            },
         };
         let mut s = s;
+        // One source per secret: two would leave it unclear which one a rotation updates.
+        let sec = &s.secrets;
+        let url_pw = |u: &str| url_password(u).is_some();
+        for (a, a_set, b, b_set) in [
+            (
+                "MUTT_REDIS_PASSWORD",
+                sec.redis_password.is_some(),
+                "MUTT_REDIS_PASSWORD_FILE",
+                sec.redis_password_file.is_some(),
+            ),
+            (
+                "MUTT_DATABASE_PASSWORD",
+                sec.database_password.is_some(),
+                "MUTT_DATABASE_PASSWORD_FILE",
+                sec.database_password_file.is_some(),
+            ),
+            (
+                "MUTT_WEBHOOK_TOKEN",
+                s.webhook_token.is_some(),
+                "MUTT_WEBHOOK_TOKEN_FILE",
+                sec.webhook_token_file.is_some(),
+            ),
+            (
+                "MUTT_API_KEY",
+                s.api_key.is_some(),
+                "MUTT_API_KEY_FILE",
+                sec.api_key_file.is_some(),
+            ),
+            (
+                "MUTT_REDIS_URL",
+                url_pw(&s.redis_url),
+                "MUTT_REDIS_PASSWORD or MUTT_REDIS_PASSWORD_FILE",
+                sec.redis_password.is_some() || sec.redis_password_file.is_some(),
+            ),
+            (
+                "MUTT_DATABASE_URL",
+                url_pw(&s.database_url),
+                "MUTT_DATABASE_PASSWORD or MUTT_DATABASE_PASSWORD_FILE",
+                sec.database_password.is_some() || sec.database_password_file.is_some(),
+            ),
+        ] {
+            if a_set && b_set {
+                r.errors.push(SettingError {
+                    setting: b.to_string(),
+                    message: format!("the secret is also given by {a}: give it in one place only"),
+                });
+            }
+        }
         for spec in REGISTRY {
             let env = spec.env();
             if let Some((raw, name)) = r.raw(&env)
@@ -497,6 +637,67 @@ mod tests {
             file.map(|f| ("mutt.toml", f)),
         )?;
         Settings::load(&src)
+    }
+
+    #[test]
+    fn each_secret_comes_from_one_place() {
+        let s = load(
+            &[
+                ("MUTT_REDIS_PASSWORD_FILE", "/run/secrets/redis"),
+                ("MUTT_DATABASE_PASSWORD", "pw"),
+                ("MUTT_WEBHOOK_TOKEN_FILE", "/run/secrets/token"),
+                ("MUTT_SECRET_FILE_POLL", "2s"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.secrets.redis_password_file.as_deref(),
+            Some(std::path::Path::new("/run/secrets/redis"))
+        );
+        assert_eq!(
+            s.secrets.database_password.as_ref().map(Secret::expose),
+            Some("pw")
+        );
+        assert_eq!(s.secrets.file_poll, Duration::from_secs(2));
+        assert_eq!(s.secrets.file_overlap, Duration::from_secs(600));
+
+        let e = load(
+            &[
+                ("MUTT_WEBHOOK_TOKEN", "t"),
+                ("MUTT_WEBHOOK_TOKEN_FILE", "/x"),
+                ("MUTT_REDIS_URL", "redis://mutt:p1@127.0.0.1:6379"),
+                ("MUTT_REDIS_PASSWORD", "p2"),
+            ],
+            None,
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(
+                "MUTT_WEBHOOK_TOKEN_FILE: the secret is also given by MUTT_WEBHOOK_TOKEN"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("MUTT_REDIS_PASSWORD or MUTT_REDIS_PASSWORD_FILE: the secret is also given by MUTT_REDIS_URL"), "{text}");
+        assert!(!text.contains("p1") && !text.contains("p2"), "{text}");
+    }
+
+    #[test]
+    fn url_credentials_are_decoded() {
+        assert_eq!(
+            url_password("redis://mutt:p%40ss%3Aw@h:1/0").as_deref(),
+            Some("p@ss:w")
+        );
+        assert_eq!(url_username("redis://mutt:pw@h:1").as_deref(), Some("mutt"));
+        assert_eq!(url_password("redis://:pw@h").as_deref(), Some("pw"));
+        assert_eq!(url_username("redis://:pw@h"), None);
+        assert_eq!(url_password("redis://h:6379"), None);
+        assert_eq!(url_password("postgres://u@h/db"), None);
+        assert_eq!(
+            url_password("postgres://u:%zz@h/db").as_deref(),
+            Some("%zz")
+        );
     }
 
     #[test]

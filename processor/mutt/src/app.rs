@@ -1,10 +1,11 @@
 //! Roles and their lifecycle: connect, start, follow the control plane, drain, stop.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mutt_bus::Bus;
+use mutt_core::credentials::SecretName;
+use mutt_core::secret::Secret;
 use mutt_core::settings::{Settings, redact_url};
 use mutt_store::Store;
 use mutt_telemetry::LogHandle;
@@ -16,6 +17,7 @@ use tracing::Instrument;
 use crate::alerter::{Alerter, RuleCache};
 use crate::auth::KeyRing;
 use crate::control::{Background, ControlState};
+use crate::credentials::Credentials;
 use crate::forwarder::Forwarder;
 use crate::forwarder::webhook::Webhook;
 use crate::ingest::IngestState;
@@ -76,10 +78,21 @@ async fn connect<T, E: std::fmt::Display, Fut: Future<Output = Result<T, E>>>(
 
 /// Creates the database if it is missing and applies the migrations.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    if Store::create_database_if_missing(&settings.database_url).await? {
+    let creds = Credentials::load(settings)?;
+    migrate_with(settings, database_password(&creds).as_ref()).await
+}
+
+fn database_password(creds: &Credentials) -> Option<Secret> {
+    creds
+        .state(SecretName::DatabasePassword)
+        .map(|s| s.active().clone())
+}
+
+async fn migrate_with(settings: &Settings, password: Option<&Secret>) -> anyhow::Result<()> {
+    if Store::create_database_if_missing_with_password(&settings.database_url, password).await? {
         tracing::info!(database = %redact_url(&settings.database_url), "database created");
     }
-    let store = Store::connect(&settings.database_url, 2).await?;
+    let store = Store::connect_with_password(&settings.database_url, 2, password).await?;
     store.migrate().await?;
     tracing::info!("migrations applied");
     store.close().await;
@@ -97,11 +110,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let has = |r: Role| roles.contains(&r);
     let needs_db = has(Role::Alerter) || has(Role::Control);
+    let creds = Credentials::load(&settings)?;
     let webhook = if has(Role::Forwarder) {
         let url = settings.require_webhook()?;
         Some(Webhook::new(
             url,
-            settings.webhook_token.clone(),
+            Some(creds.subscribe(SecretName::WebhookToken)),
             settings.forwarder.concurrency,
         )?)
     } else {
@@ -120,18 +134,34 @@ pub async fn run(
         None
     };
 
-    if prepare_db {
-        connect("PostgreSQL (migrations)", &shutdown, || migrate(&settings)).await?;
-    }
     tracing::info!(redis = %redact_url(&settings.redis_url), prefix = %settings.prefix, "connecting to redis");
     let bus = connect("Redis", &shutdown, || {
-        Bus::connect(&settings.redis_url, &settings.prefix)
+        Bus::connect_with_auth(
+            &settings.redis_url,
+            &settings.prefix,
+            creds.redis_auth(&settings.redis_url),
+        )
     })
     .await?;
+    // A rotation may have happened while this process was away: its start values could
+    // be retired already.
+    if let Err(e) = creds.sync(&bus).await {
+        tracing::warn!(error = %e, "cannot read the secret store; starting with the configured secrets");
+    }
+    if prepare_db {
+        connect("PostgreSQL (migrations)", &shutdown, || {
+            let pw = database_password(&creds);
+            let settings = &settings;
+            async move { migrate_with(settings, pw.as_ref()).await }
+        })
+        .await?;
+    }
     let store = if needs_db {
         Some(
             connect("PostgreSQL", &shutdown, || {
-                Store::connect(&settings.database_url, 8)
+                let pw = database_password(&creds);
+                let url = settings.database_url.clone();
+                async move { Store::connect_with_password(&url, 8, pw.as_ref()).await }
             })
             .await?,
         )
@@ -140,9 +170,8 @@ pub async fn run(
     };
 
     let (hot_tx, hot) = watch::channel(Arc::new(settings.hot.clone()));
-    let (_generations_tx, generations) = watch::channel(BTreeMap::new());
-    let keys = KeyRing::new(settings.api_key.as_ref().map(|k| k.expose()));
-    if settings.api_key.is_none() && (has(Role::Ingest) || has(Role::Control)) {
+    let keys = KeyRing::new(creds.api_key().as_deref());
+    if creds.api_key().is_none() && (has(Role::Ingest) || has(Role::Control)) {
         tracing::warn!(
             "MUTT_API_KEY is not set: only keys created through the control API are accepted"
         );
@@ -173,9 +202,16 @@ pub async fn run(
         log,
         rules: has(Role::Alerter).then(|| rules.clone()),
         keys: (has(Role::Ingest) || has(Role::Control)).then(|| keys.clone()),
-        generations,
+        credentials: creds.clone(),
     };
     let live_task = tokio::spawn(live.run(ops_stop.clone()));
+    if let Some(store) = &store {
+        tokio::spawn(crate::credentials::follow_database(
+            creds.clone(),
+            store.clone(),
+            ops_stop.clone(),
+        ));
+    }
 
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
     for role in roles {
@@ -265,6 +301,7 @@ pub async fn run(
                     keys: keys.clone(),
                     hot: hot.clone(),
                     prometheus_url: settings.prometheus_url.clone(),
+                    credentials: creds.clone(),
                 });
                 let background = Background {
                     state: state.clone(),

@@ -159,30 +159,82 @@ impl ApiKeys {
 /// The keys of a process, refreshed from the registry in Redis when the control plane
 /// announces a change (and periodically). The bootstrap key from `MUTT_API_KEY` is always
 /// accepted, with every scope.
-#[derive(Debug, Clone, Default)]
+/// A bootstrap key and when it stops being accepted (ms since the epoch).
+type Bootstrap = (String, Option<i64>);
+
+#[derive(Clone, Default)]
 pub struct KeyRing {
-    bootstrap: Option<String>,
+    /// Bootstrap keys with their expiry: one, or two while a changed `MUTT_API_KEY_FILE`
+    /// overlaps with the previous key.
+    bootstrap: Arc<RwLock<Vec<Bootstrap>>>,
+    records: Arc<RwLock<Vec<KeyRecord>>>,
     current: Arc<RwLock<Arc<ApiKeys>>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing").finish_non_exhaustive()
+    }
+}
+
+fn read<T: Clone>(l: &RwLock<T>) -> T {
+    match l.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+fn write<T>(l: &RwLock<T>, v: T) {
+    match l.write() {
+        Ok(mut g) => *g = v,
+        Err(p) => *p.into_inner() = v,
+    }
 }
 
 impl KeyRing {
     /// A ring with the bootstrap key, if one is configured.
     pub fn new(bootstrap: Option<&str>) -> Self {
-        let ring = Self {
-            bootstrap: bootstrap.map(str::to_string),
-            current: Arc::default(),
-        };
-        ring.replace(&[]);
+        let ring = Self::default();
+        write(
+            &ring.bootstrap,
+            bootstrap
+                .map(|b| (b.to_string(), None))
+                .into_iter()
+                .collect(),
+        );
+        ring.rebuild();
         ring
     }
 
+    /// Replaces the bootstrap key (its file changed): the new key is accepted at once, the
+    /// previous one until `overlap` has passed.
+    pub fn rotate_bootstrap(&self, key: &str, overlap: std::time::Duration) {
+        let until = mutt_core::now_ms() + overlap.as_millis() as i64;
+        let mut keys: Vec<Bootstrap> = read(&self.bootstrap)
+            .into_iter()
+            .filter(|(k, exp)| k != key && exp.is_none_or(|e| e > mutt_core::now_ms()))
+            .map(|(k, exp)| (k, Some(exp.map_or(until, |e| e.min(until)))))
+            .collect();
+        keys.insert(0, (key.to_string(), None));
+        write(&self.bootstrap, keys);
+        self.rebuild();
+    }
+
     fn replace(&self, records: &[KeyRecord]) {
+        write(&self.records, records.to_vec());
+        self.rebuild();
+    }
+
+    fn rebuild(&self) {
         let mut keys = ApiKeys::default();
-        if let Some(b) = &self.bootstrap {
-            keys.add(BOOTSTRAP, b, &[Scope::Admin]);
+        for (b, expires) in read(&self.bootstrap) {
+            keys.add(BOOTSTRAP, &b, &[Scope::Admin]);
+            if let Some(last) = keys.keys.last_mut() {
+                last.expires_ms = expires;
+            }
         }
-        for r in records {
-            keys.add_record(r);
+        for r in read(&self.records) {
+            keys.add_record(&r);
         }
         let keys = Arc::new(keys);
         match self.current.write() {
@@ -245,5 +297,18 @@ mod tests {
         };
         assert!(writer.may(Scope::Read) && !writer.may(Scope::Admin));
         assert_eq!(parse_hex(&digest_hex("z")), Some(digest("z")));
+    }
+
+    #[test]
+    fn a_rotated_bootstrap_key_overlaps_then_expires() {
+        let ring = KeyRing::new(Some("boot-1"));
+        assert!(ring.verify("boot-1").is_some());
+        ring.rotate_bootstrap("boot-2", std::time::Duration::from_millis(40));
+        assert!(ring.verify("boot-2").is_some());
+        assert!(ring.verify("boot-1").is_some(), "within the overlap");
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert!(ring.verify("boot-1").is_none(), "after the overlap");
+        assert!(ring.verify("boot-2").is_some());
+        assert!(!format!("{ring:?}").contains("boot"));
     }
 }

@@ -12,6 +12,7 @@
 //! - [`ops`]: `/health`, `/ready`, `/metrics` of every process.
 //! - [`http`]: what every HTTP API shares: the error shape, correlation ids.
 //! - [`auth`]: API key verification in constant time.
+//! - [`credentials`]: the secrets a process uses and how they follow rotations.
 //! - [`shutdown`]: signals to a cancellation token.
 //! - [`worker`]: what the stream workers share: retries, leases, reclamation, upkeep.
 //! - [`muttdev`]: the developer CLI (load generator, webhook sink, status).
@@ -22,6 +23,7 @@ pub mod alerter;
 pub mod app;
 pub mod auth;
 pub mod control;
+pub mod credentials;
 pub mod forwarder;
 pub mod http;
 pub mod ingest;

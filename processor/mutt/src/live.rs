@@ -7,7 +7,6 @@
 //! started with. Each process reports the version it applied, which is how an operator sees
 //! that a change reached every pod.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerter::RuleCache;
 use crate::auth::KeyRing;
+use crate::credentials::Credentials;
 
 /// How often the snapshot version is polled.
 const POLL: Duration = Duration::from_secs(1);
@@ -45,8 +45,9 @@ pub struct Live {
     pub rules: Option<RuleCache>,
     /// The API keys, to reload on announcement.
     pub keys: Option<KeyRing>,
-    /// Credential generations in use, reported with the version.
-    pub generations: watch::Receiver<BTreeMap<String, i64>>,
+    /// The credentials, to follow rotations; their generations are reported with the
+    /// version.
+    pub credentials: Credentials,
 }
 
 impl Live {
@@ -57,8 +58,16 @@ impl Live {
         let listener = tokio::spawn(async move { bus.listen_control(tx).await });
         let mut version = 0i64;
         let mut last_report = tokio::time::Instant::now() - REPORT;
+        let mut generations = self.credentials.generations();
         loop {
             self.sync(&mut version).await;
+            self.follow_secrets().await;
+            if generations.has_changed().unwrap_or(false) {
+                // A credential step applied here: say so now, not at the next heartbeat,
+                // so that the operator waiting to retire the old value sees it.
+                last_report = tokio::time::Instant::now() - REPORT;
+                generations.mark_unchanged();
+            }
             if let Some(keys) = &self.keys
                 && let Err(e) = keys.reload(&self.bus).await
             {
@@ -78,7 +87,10 @@ impl Live {
                             r.request_reload();
                         }
                     }
-                    Announcement::Keys | Announcement::Secrets { .. } => {}
+                    Announcement::Keys => {}
+                    Announcement::Secrets { name, generation } => {
+                        tracing::debug!(secret = %name, generation, "secret rotation announced");
+                    }
                 },
             }
         }
@@ -118,12 +130,23 @@ impl Live {
         self.report(snapshot.version).await;
     }
 
+    /// Adopts newer secret states from the store, and changed secret files.
+    async fn follow_secrets(&self) {
+        if let Err(e) = self.credentials.sync(&self.bus).await {
+            tracing::debug!(error = %e, "reading the secret store");
+        }
+        let (_, api_key_changed) = self.credentials.check_files();
+        if api_key_changed && let (Some(keys), Some(k)) = (&self.keys, self.credentials.api_key()) {
+            keys.rotate_bootstrap(&k, self.credentials.file_overlap());
+        }
+    }
+
     async fn report(&self, version: i64) {
         let applied = Applied {
             consumer: self.consumer.clone(),
             roles: self.roles.clone(),
             version,
-            generations: self.generations.borrow().clone(),
+            generations: self.credentials.generations().borrow().clone(),
             seen_ms: mutt_core::now_ms(),
         };
         if let Err(e) = self.bus.report_applied(&applied).await {

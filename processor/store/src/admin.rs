@@ -25,7 +25,7 @@ impl Store {
         .bind(&rule.dev_handling)
         .bind(&rule.team_assignment)
         .bind(rule.is_active)
-        .fetch_one(self.pool())
+        .fetch_one(&self.pool())
         .await?;
         Ok(id)
     }
@@ -34,7 +34,7 @@ impl Store {
     pub async fn add_dev_host(&self, hostname: &str) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO development_hosts (hostname) VALUES ($1) ON CONFLICT DO NOTHING")
             .bind(hostname)
-            .execute(self.pool())
+            .execute(&self.pool())
             .await?;
         Ok(())
     }
@@ -47,7 +47,7 @@ impl Store {
         )
         .bind(hostname)
         .bind(team)
-        .execute(self.pool())
+        .execute(&self.pool())
         .await?;
         Ok(())
     }

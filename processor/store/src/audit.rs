@@ -74,7 +74,7 @@ impl Store {
         .bind(&raws)
         .bind(&correlations)
         .bind(&teams)
-        .execute(self.pool())
+        .execute(&self.pool())
         .await?;
         Ok(done.rows_affected())
     }

@@ -275,7 +275,7 @@ impl Store {
     pub async fn list_rules(&self) -> Result<Vec<RuleRow>, StoreError> {
         let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rules ORDER BY priority, id");
         sqlx::query(&sql)
-            .fetch_all(self.pool())
+            .fetch_all(&self.pool())
             .await?
             .iter()
             .map(row_to_rule)
@@ -287,7 +287,7 @@ impl Store {
         let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rules WHERE id = $1");
         sqlx::query(&sql)
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&self.pool())
             .await?
             .as_ref()
             .map(row_to_rule)
@@ -428,7 +428,7 @@ impl Store {
     pub async fn list_dev_hosts(&self) -> Result<Vec<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT hostname FROM development_hosts ORDER BY hostname")
-                .fetch_all(self.pool())
+                .fetch_all(&self.pool())
                 .await?,
         )
     }
@@ -507,7 +507,7 @@ impl Store {
     pub async fn list_teams(&self) -> Result<Vec<(String, String)>, StoreError> {
         Ok(
             sqlx::query_as("SELECT hostname, team_assignment FROM device_teams ORDER BY hostname")
-                .fetch_all(self.pool())
+                .fetch_all(&self.pool())
                 .await?,
         )
     }
@@ -599,7 +599,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT version, \"values\" FROM config_snapshots ORDER BY version DESC LIMIT 1",
         )
-        .fetch_optional(self.pool())
+        .fetch_optional(&self.pool())
         .await?)
     }
 
@@ -691,7 +691,7 @@ impl Store {
         };
         let mut count = QueryBuilder::new("SELECT count(*) FROM config_audit_log");
         filters(&mut count);
-        let total: i64 = count.build_query_scalar().fetch_one(self.pool()).await?;
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool()).await?;
         let mut q = QueryBuilder::new(
             "SELECT id, changed_at, changed_by, operation, table_name, record_id, record_key, old_values, new_values,
                     reason, correlation_id FROM config_audit_log",
@@ -701,7 +701,7 @@ impl Store {
             .push_bind(i64::from(limit))
             .push(" OFFSET ")
             .push_bind(i64::from(page.saturating_sub(1)) * i64::from(limit));
-        let rows = q.build().fetch_all(self.pool()).await?;
+        let rows = q.build().fetch_all(&self.pool()).await?;
         let items = rows
             .iter()
             .map(|r| {
@@ -755,7 +755,7 @@ impl Store {
         };
         let mut count = QueryBuilder::new("SELECT count(*) FROM event_audit_log");
         filters(&mut count);
-        let total: i64 = count.build_query_scalar().fetch_one(self.pool()).await?;
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool()).await?;
         let mut q = QueryBuilder::new(
             "SELECT id, event_id, event_timestamp, hostname, matched_rule_id, handling_decision, forwarded_to_moog,
                     team_assignment, correlation_id, raw_message FROM event_audit_log",
@@ -765,7 +765,7 @@ impl Store {
             .push_bind(i64::from(limit))
             .push(" OFFSET ")
             .push_bind(i64::from(page.saturating_sub(1)) * i64::from(limit));
-        let rows = q.build().fetch_all(self.pool()).await?;
+        let rows = q.build().fetch_all(&self.pool()).await?;
         let items = rows
             .iter()
             .map(|r| {
@@ -798,7 +798,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, name, scopes, created_at, created_by, expires_at, revoked_at FROM api_keys ORDER BY id DESC",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool())
         .await?;
         rows.iter()
             .map(|r| {
@@ -822,7 +822,7 @@ impl Store {
             "SELECT name, key_hash, scopes, expires_at FROM api_keys
              WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool())
         .await?;
         rows.iter()
             .map(|r| {

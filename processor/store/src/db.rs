@@ -1,7 +1,10 @@
 //! Connecting, creating the database, migrating, partition upkeep.
 
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use mutt_core::secret::Secret;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -16,45 +19,123 @@ pub const PARTITION_MONTHS_BACK: i32 = 1;
 /// See [`PARTITION_MONTHS_BACK`].
 pub const PARTITION_MONTHS_AHEAD: i32 = 3;
 
-/// A pool of connections to the MUTT database.
+/// How long a pool replaced by a password change stays open for the queries that hold its
+/// connections, before it is closed (closing waits for them to be returned).
+const RETIRED_POOL_GRACE: Duration = Duration::from_secs(30);
+
+/// A pool of connections to the MUTT database. The pool is replaced whole when the password
+/// changes (see [`Store::use_password`]); clones share the replacement.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: PgPool,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: RwLock<PgPool>,
+    options: PgConnectOptions,
+    max_connections: u32,
+}
+
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        // Recycled connections pick up new server settings.
+        .max_lifetime(Duration::from_secs(30 * 60))
+        .idle_timeout(Duration::from_secs(10 * 60))
 }
 
 impl Store {
     /// Connects a pool of at most `max_connections` to `url`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?
+        Self::connect_with_password(url, max_connections, None).await
+    }
+
+    /// Connects with `password` in place of any in `url`.
+    pub async fn connect_with_password(
+        url: &str,
+        max_connections: u32,
+        password: Option<&Secret>,
+    ) -> Result<Self, StoreError> {
+        let mut options = PgConnectOptions::from_str(url)?
             .application_name("mutt")
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            // Recycled connections pick up new credentials and server settings.
-            .max_lifetime(Duration::from_secs(30 * 60))
-            .idle_timeout(Duration::from_secs(10 * 60))
-            .connect_with(options)
+        if let Some(p) = password {
+            options = options.password(p.expose());
+        }
+        let pool = pool_options(max_connections)
+            .connect_with(options.clone())
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool: RwLock::new(pool),
+                options,
+                max_connections,
+            }),
+        })
     }
 
     /// Wraps an existing pool (tests).
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        let options = (*pool.connect_options()).clone();
+        let max_connections = pool.options().get_max_connections();
+        Self {
+            inner: Arc::new(Inner {
+                pool: RwLock::new(pool),
+                options,
+                max_connections,
+            }),
+        }
     }
 
-    /// The pool, for the modules of this crate.
-    pub(crate) fn pool(&self) -> &PgPool {
-        &self.pool
+    /// The pool in use, for the modules of this crate.
+    pub(crate) fn pool(&self) -> PgPool {
+        match self.inner.pool.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Switches to `password` for every new connection, without failing a query: a new
+    /// pool is connected with it first (an error leaves the old pool in use), then replaces
+    /// the old one, which finishes the queries holding its connections and is closed.
+    pub async fn use_password(&self, password: &Secret) -> Result<(), StoreError> {
+        let options = self.inner.options.clone().password(password.expose());
+        let fresh = pool_options(self.inner.max_connections)
+            .connect_with(options)
+            .await?;
+        let old = {
+            let mut slot = match self.inner.pool.write() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            std::mem::replace(&mut *slot, fresh)
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(RETIRED_POOL_GRACE).await;
+            old.close().await;
+        });
+        Ok(())
     }
 
     /// Creates the database named in `url` when it does not exist, connecting to the
     /// server's `postgres` database to do so. Returns whether it was created.
     pub async fn create_database_if_missing(url: &str) -> Result<bool, StoreError> {
-        let target = PgConnectOptions::from_str(url)?;
+        Self::create_database_if_missing_with_password(url, None).await
+    }
+
+    /// [`Store::create_database_if_missing`], with `password` in place of any in `url`.
+    pub async fn create_database_if_missing_with_password(
+        url: &str,
+        password: Option<&Secret>,
+    ) -> Result<bool, StoreError> {
+        let mut target = PgConnectOptions::from_str(url)?;
+        if let Some(p) = password {
+            target = target.password(p.expose());
+        }
         let name = target
             .get_database()
             .ok_or_else(|| StoreError::Invalid("MUTT_DATABASE_URL names no database".into()))?
@@ -97,13 +178,13 @@ impl Store {
             "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
             name.replace('"', "\"\"")
         );
-        sqlx::query(&sql).execute(&self.pool).await?;
+        sqlx::query(&sql).execute(&self.pool()).await?;
         Ok(())
     }
 
     /// Applies the migrations of `sql/` that are not applied yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        MIGRATOR.run(&self.pool()).await?;
         self.ensure_partitions().await?;
         Ok(())
     }
@@ -114,7 +195,7 @@ impl Store {
             sqlx::query_scalar("SELECT mutt_ensure_event_audit_partitions($1, $2)")
                 .bind(PARTITION_MONTHS_BACK)
                 .bind(PARTITION_MONTHS_AHEAD)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.pool())
                 .await?,
         )
     }
@@ -129,18 +210,18 @@ impl Store {
             "SELECT mutt_ensure_event_audit_partition(($1 AT TIME ZONE 'UTC')::date)",
         )
         .bind(at)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.pool())
         .await?)
     }
 
     /// Round trip to the server (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.pool()).await?;
         Ok(())
     }
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.pool().close().await;
     }
 }

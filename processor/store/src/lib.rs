@@ -9,6 +9,7 @@
 //!   `sql/`, partition upkeep, readiness.
 //! - [`rules`]: reading rules, development hosts and device teams for the rule engine.
 //! - [`audit`]: the idempotent batch writer of `event_audit_log`.
+//! - [`password`]: changing MUTT's own password with a SCRAM verifier (rotation).
 //! - [`error`]: [`StoreError`](error::StoreError) and whether it is worth retrying.
 
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@ pub mod audit;
 pub mod control;
 pub mod db;
 pub mod error;
+pub mod password;
 pub mod rules;
 
 pub use audit::AuditRow;

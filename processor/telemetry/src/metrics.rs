@@ -91,6 +91,11 @@ pub struct Metrics {
     pub dlq_replayed: IntCounterVec,
     /// Entries in each DLQ.
     pub dlq_depth: IntGaugeVec,
+    /// Credential generation this process applied, by secret.
+    pub credential_generation: IntGaugeVec,
+    /// Webhook requests retried with the other token after a 401/403 during a rotation,
+    /// by result (accepted|refused).
+    pub webhook_token_fallbacks: IntCounterVec,
     /// Build information (value 1).
     pub build_info: IntGaugeVec,
 }
@@ -323,6 +328,18 @@ impl Metrics {
                 "mutt_dlq_depth",
                 "Entries in each dead-letter queue.",
                 &["group"],
+            ),
+            credential_generation: gauge_vec(
+                &r,
+                "mutt_credential_generation",
+                "Credential generation this process applied, by secret (0: never rotated).",
+                &["secret"],
+            ),
+            webhook_token_fallbacks: counter_vec(
+                &r,
+                "mutt_webhook_token_fallbacks_total",
+                "Webhook requests retried with the other token after a 401/403 during a rotation.",
+                &["result"],
             ),
             build_info: gauge_vec(&r, "mutt_build_info", "Build information.", &["version"]),
             registry: r,

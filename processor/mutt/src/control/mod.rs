@@ -11,6 +11,7 @@ mod config;
 mod dlq;
 mod extract;
 mod records;
+mod secrets;
 mod slo;
 mod v1;
 
@@ -62,6 +63,8 @@ pub struct ControlState {
     pub hot: Hot,
     /// The Prometheus the SLO endpoint asks.
     pub prometheus_url: String,
+    /// This process's credentials (the starting point of a first rotation).
+    pub credentials: crate::credentials::Credentials,
 }
 
 impl ControlState {
@@ -115,6 +118,8 @@ pub fn app(state: Arc<ControlState>) -> Router {
         .route("/keys", get(config::list_keys).post(config::create_key))
         .route("/keys/{name}", delete(config::revoke_key))
         .route("/keys/{name}/rotate", post(config::rotate_key))
+        .route("/secrets", get(secrets::list))
+        .route("/secrets/{name}/rotate", post(secrets::rotate))
         .route("/slo", get(slo::slo));
     Router::new()
         .nest("/api/v2", v2)

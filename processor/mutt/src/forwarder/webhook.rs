@@ -3,10 +3,13 @@
 use std::time::Duration;
 
 use mutt_core::secret::Secret;
+use mutt_telemetry::metrics;
 use reqwest::StatusCode;
+
+use crate::credentials::StateRx;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 
-/// Longest excerpt of a refusing response body kept for the DLQ.
+/// Longest excerpt of a refusing response body kept for the DLQ, in characters.
 const EXCERPT_BYTES: usize = 512;
 
 /// The outcome of one delivery attempt.
@@ -35,14 +38,16 @@ pub enum Delivery {
 pub struct Webhook {
     client: reqwest::Client,
     url: String,
-    token: Option<Secret>,
+    /// The bearer token's state (active and, during a rotation, fallback).
+    token: Option<StateRx>,
 }
 
 impl Webhook {
-    /// A client for `url`, keeping up to `concurrency` idle connections.
+    /// A client for `url`, keeping up to `concurrency` idle connections, authenticating
+    /// with the token state `token` follows.
     pub fn new(
         url: &str,
-        token: Option<Secret>,
+        token: Option<StateRx>,
         concurrency: usize,
     ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
@@ -59,30 +64,38 @@ impl Webhook {
         })
     }
 
-    /// POSTs a JSON body; a request that takes longer than `timeout` has failed.
+    /// POSTs a JSON body; a request that takes longer than `timeout` has failed. During a
+    /// token rotation, a 401 or 403 with the active token is retried once at once with the
+    /// other accepted token: the webhook may not have switched yet, or may have already.
     pub async fn post(
         &self,
         body: Vec<u8>,
         traceparent: Option<&str>,
         timeout: Duration,
     ) -> Delivery {
-        let mut req = self
-            .client
-            .post(&self.url)
-            .timeout(timeout)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body);
-        if let Some(t) = &self.token
-            && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", t.expose()))
-        {
-            v.set_sensitive(true);
-            req = req.header(AUTHORIZATION, v);
-        }
-        if let Some(tp) = traceparent {
-            req = req.header("traceparent", tp);
-        }
-        match req.send().await {
-            Ok(resp) => classify(resp).await,
+        let state = self.token.as_ref().and_then(|t| t.borrow().clone());
+        let (active, fallback) = match &state {
+            Some(s) => (Some(s.active()), s.fallback()),
+            None => (None, None),
+        };
+        let body = bytes::Bytes::from(body);
+        let first = self.send(body.clone(), active, traceparent, timeout).await;
+        let refused = matches!(&first, Ok(r) if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN));
+        let outcome = match (refused, fallback) {
+            (true, Some(other)) => {
+                let second = self.send(body, Some(other), traceparent, timeout).await;
+                let took = matches!(&second, Ok(r) if r.status().is_success());
+                metrics()
+                    .webhook_token_fallbacks
+                    .with_label_values(&[if took { "accepted" } else { "refused" }])
+                    .inc();
+                second
+            }
+            _ => first,
+        };
+        let secrets: Vec<&Secret> = state.as_ref().map(|s| s.accepted()).unwrap_or_default();
+        match outcome {
+            Ok(resp) => classify(resp, &secrets).await,
             Err(e) => Delivery::Retry {
                 reason: if e.is_timeout() {
                     "timeout".into()
@@ -97,7 +110,46 @@ impl Webhook {
     }
 }
 
-async fn classify(resp: reqwest::Response) -> Delivery {
+impl Webhook {
+    async fn send(
+        &self,
+        body: bytes::Bytes,
+        token: Option<&Secret>,
+        traceparent: Option<&str>,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .timeout(timeout)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body);
+        if let Some(t) = token
+            && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", t.expose()))
+        {
+            v.set_sensitive(true);
+            req = req.header(AUTHORIZATION, v);
+        }
+        if let Some(tp) = traceparent {
+            req = req.header("traceparent", tp);
+        }
+        req.send().await
+    }
+}
+
+/// `text` with every occurrence of the secrets replaced: a refusing webhook may echo the
+/// token, and the excerpt goes to the DLQ.
+fn scrub(text: &str, secrets: &[&Secret]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if !s.is_empty() {
+            out = out.replace(s.expose(), "[redacted]");
+        }
+    }
+    out
+}
+
+async fn classify(resp: reqwest::Response, secrets: &[&Secret]) -> Delivery {
     let status = resp.status();
     if status.is_success() {
         return Delivery::Delivered;
@@ -117,7 +169,9 @@ async fn classify(resp: reqwest::Response) -> Delivery {
         };
     }
     let bytes = resp.bytes().await.unwrap_or_default();
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(EXCERPT_BYTES)]).into_owned();
+    // Scrubbed whole, then cut: a cut could split a token and leave part of it.
+    let text = scrub(&String::from_utf8_lossy(&bytes), secrets);
+    let text: String = text.chars().take(EXCERPT_BYTES).collect();
     Delivery::Rejected {
         status: status.as_u16(),
         excerpt: text,
