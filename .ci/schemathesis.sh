@@ -97,6 +97,9 @@ PROM_PID=$!
 export MUTT_PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PROM_PORT/-/ready" >/dev/null && break; sleep 0.1; done
 export MUTT_API_KEY=$API_KEY
+# A webhook token, so that the secret-rotation endpoints have one secret to move through
+# its steps (the Redis and PostgreSQL of CI run without passwords: 409 not_configured).
+export MUTT_WEBHOOK_TOKEN=st_token_$(rand)
 export MUTT_LOG_LEVEL=${MUTT_LOG_LEVEL:-warn}
 "$BIN" migrate >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log"; exit 1; }
 

@@ -7,6 +7,7 @@ mod docs;
 mod faults;
 mod overload;
 mod pipeline;
+mod secrets;
 mod semantics;
 mod shutdown;
 mod slo;

@@ -150,8 +150,19 @@ impl Bus {
             e.write_fields(&mut cmd);
             pipe.add_command(cmd);
         }
-        let ids: Vec<String> = pipe.query_async(&mut self.conn()).await?;
-        Ok(ids)
+        match pipe.query_async(&mut self.conn()).await {
+            Ok(ids) => Ok(ids),
+            // The shared connection reconnects on its own, but the command that found it
+            // dropped (a server restart, a killed client) fails. One more attempt: if the
+            // first one was applied after all, the entries are there twice with the same
+            // event ids, which the audit and the webhook's external_id absorb, whereas
+            // failing makes the client resend the events under new ids.
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                tracing::debug!(error = %e, "append: connection dropped; retrying once");
+                Ok(pipe.query_async(&mut self.conn()).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Acknowledges `ids` of `group` on `stream`; returns how many were pending.

@@ -80,6 +80,10 @@ impl Live {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(POLL) => {}
+                // A credential applied in the background (a new database pool): report it.
+                Ok(()) = generations.changed() => {
+                    last_report = tokio::time::Instant::now() - REPORT;
+                }
                 Some(a) = rx.recv() => match a {
                     Announcement::Config { .. } => {}
                     Announcement::Rules => {

@@ -19,7 +19,8 @@ use super::dlq::{GROUPS, auto_replay};
 use crate::forwarder::WEBHOOK;
 
 const SYNC_EVERY: Duration = Duration::from_secs(5);
-const KEYS_EVERY: Duration = Duration::from_secs(30);
+// Expiring keys promptly matters: the end of a rotation overlap is audited by this loop.
+const KEYS_EVERY: Duration = Duration::from_secs(5);
 
 /// The control plane's background work.
 #[derive(Debug)]

@@ -294,8 +294,10 @@ pub(super) async fn rotate(
             other => bad(other.to_string(), &cid),
         })?;
 
-    // Retiring drops the old value: every live process must be using the new one.
-    if req.step == Step::Retire && !req.force {
+    // Each step builds on the previous one having reached every live process: promoting
+    // before all know the new value, or retiring before all use it, would leave a process
+    // with a value the other side no longer takes.
+    if matches!(req.step, Step::Promote | Step::Retire) && !req.force {
         let applied = s
             .bus
             .applied_versions(STALE, now)

@@ -42,8 +42,15 @@ pub struct Seen {
     pub traceparents: Vec<String>,
     keep_events: bool,
     behaviour: Behaviour,
-    /// When set, only requests with this bearer token are accepted (401 otherwise).
-    pub require_token: Option<String>,
+    /// When not empty, only requests with one of these bearer tokens are accepted (401
+    /// otherwise): a webhook in the middle of a token rotation accepts two.
+    pub accept_tokens: Vec<String>,
+    /// Requests refused with 401.
+    pub unauthorized: u64,
+    /// Requests per bearer token presented (accepted or not).
+    pub presented_tokens: HashMap<String, u64>,
+    /// Accepted requests per token (by position in `accept_tokens` at the time).
+    pub accepted_by_token: HashMap<String, u64>,
     /// Ingest-to-webhook latency of each accepted alert, in ms (when recording).
     pub latencies_ms: Vec<u32>,
     record_latency: bool,
@@ -83,7 +90,10 @@ impl Sink {
             traceparents: Vec::new(),
             keep_events,
             behaviour: Behaviour::Accept,
-            require_token: None,
+            accept_tokens: Vec::new(),
+            unauthorized: 0,
+            presented_tokens: HashMap::new(),
+            accepted_by_token: HashMap::new(),
             latencies_ms: Vec::new(),
             record_latency: false,
         }));
@@ -121,6 +131,11 @@ impl Sink {
     /// Changes how it answers.
     pub fn set_behaviour(&self, b: Behaviour) {
         self.seen().behaviour = b;
+    }
+
+    /// Accepts only these bearer tokens from now on (none: any request).
+    pub fn accept_tokens(&self, tokens: &[&str]) {
+        self.seen().accept_tokens = tokens.iter().map(|t| t.to_string()).collect();
     }
 
     /// Distinct `external_id`s accepted.
@@ -171,10 +186,22 @@ async fn receive(
         if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
             s.traceparents.push(tp.to_string());
         }
-        if let Some(tok) = &s.require_token
-            && s.last_authorization.as_deref() != Some(&format!("Bearer {tok}"))
-        {
-            return (StatusCode::UNAUTHORIZED, "bad token").into_response();
+        let presented = s
+            .last_authorization
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .map(str::to_string);
+        if let Some(p) = &presented {
+            *s.presented_tokens.entry(p.clone()).or_default() += 1;
+        }
+        if !s.accept_tokens.is_empty() {
+            match presented.filter(|p| s.accept_tokens.contains(p)) {
+                Some(p) => *s.accepted_by_token.entry(p).or_default() += 1,
+                None => {
+                    s.unauthorized += 1;
+                    return (StatusCode::UNAUTHORIZED, "bad token").into_response();
+                }
+            }
         }
         s.behaviour.clone()
     };
