@@ -151,3 +151,35 @@ fn every_metric_in_rules_and_dashboards_is_emitted() {
         "metrics that MUTT never emits: {missing:?}"
     );
 }
+
+/// Every list of hot-setting keys in the control document is the registry's, in order.
+#[test]
+fn the_openapi_documents_every_hot_setting() {
+    let control = std::fs::read_to_string(repo().join("schemas/control.openapi.yaml"))
+        .expect("control.openapi.yaml");
+    let keys: Vec<&str> = mutt_core::hot::REGISTRY.iter().map(|s| s.key).collect();
+    let lines: Vec<&str> = control.lines().collect();
+    let mut lists = 0;
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim() != "- log_level" {
+            continue;
+        }
+        lists += 1;
+        let listed: Vec<&str> = lines[i..]
+            .iter()
+            .map(|l| l.trim())
+            .map_while(|l| {
+                l.strip_prefix("- ").filter(|k| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                })
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            keys,
+            "the hot-setting enum at line {} of control.openapi.yaml",
+            i + 1
+        );
+    }
+    assert!(lists >= 3, "{lists} hot-setting enums found");
+}
