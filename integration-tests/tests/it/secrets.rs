@@ -645,6 +645,17 @@ async fn every_secret_rotates_while_fifty_thousand_events_flow() -> anyhow::Resu
             );
         }
     }
+    // No process met an authentication error at any point: neither Redis (WRONGPASS,
+    // NOAUTH) nor PostgreSQL (password authentication failed).
+    for (name, text) in haystacks.iter().filter(|(n, _)| n.starts_with("log of")) {
+        let lower = text.to_lowercase();
+        for needle in ["wrongpass", "noauth", "authentication failed"] {
+            assert!(
+                !lower.contains(needle),
+                "{name} shows an authentication error ({needle})"
+            );
+        }
+    }
     assert!(
         haystacks.iter().map(|(_, t)| t.len()).sum::<usize>() > 1_000_000,
         "the scan saw the run"
