@@ -245,6 +245,21 @@ impl Bus {
         Ok(r.is_some())
     }
 
+    /// Releases a lock taken with [`Bus::try_lock`], if `owner` still holds it.
+    pub async fn unlock(&self, name: &str, owner: &str) -> Result<(), BusError> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            redis::Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 0",
+            )
+        });
+        let _: i64 = SCRIPT
+            .key(format!("{}:lock:{name}", self.names.prefix()))
+            .arg(owner)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
     /// Number of entries in a stream.
     pub async fn len(&self, stream: &str) -> Result<u64, BusError> {
         Ok(redis::cmd("XLEN")

@@ -27,7 +27,7 @@ local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local gen = 0
 if cur then
   local ok, decoded = pcall(cjson.decode, cur)
-  if ok then gen = tonumber(decoded['generation']) or 0 end
+  if ok and type(decoded) == 'table' then gen = tonumber(decoded['generation']) or 0 end
 end
 if gen ~= tonumber(ARGV[3]) then return gen end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])

@@ -148,6 +148,7 @@ pub async fn run(
     if let Err(e) = creds.sync(&bus).await {
         tracing::warn!(error = %e, "cannot read the secret store; starting with the configured secrets");
     }
+    creds.reconcile_files();
     if prepare_db {
         connect("PostgreSQL (migrations)", &shutdown, || {
             let pw = database_password(&creds);

@@ -156,12 +156,12 @@ impl ApiKeys {
     }
 }
 
-/// The keys of a process, refreshed from the registry in Redis when the control plane
-/// announces a change (and periodically). The bootstrap key from `MUTT_API_KEY` is always
-/// accepted, with every scope.
 /// A bootstrap key and when it stops being accepted (ms since the epoch).
 type Bootstrap = (String, Option<i64>);
 
+/// The keys of a process, refreshed from the registry in Redis when the control plane
+/// announces a change (and periodically). The bootstrap key from `MUTT_API_KEY` is always
+/// accepted, with every scope.
 #[derive(Clone, Default)]
 pub struct KeyRing {
     /// Bootstrap keys with their expiry: one, or two while a changed `MUTT_API_KEY_FILE`

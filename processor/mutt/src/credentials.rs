@@ -65,6 +65,9 @@ pub struct Credentials {
     file_poll: Duration,
     last_file_check: Arc<Mutex<Option<Instant>>>,
     generations: watch::Sender<BTreeMap<String, i64>>,
+    /// Held across every read-modify-write of a state: the control API, the live task's
+    /// store sync and file checks must not overwrite each other's newer state.
+    transitions: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -78,6 +81,12 @@ impl std::fmt::Debug for Credentials {
 /// Reads a secret file: its content without the trailing newline editors and `kubectl`
 /// leave. The error names the setting, never the content.
 pub fn read_secret_file(path: &Path, setting: &str) -> anyhow::Result<String> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("{setting}: cannot read {}", path.display()))?
+        .len();
+    if len > 64 * 1024 {
+        anyhow::bail!("{setting}: {} is larger than 64 KiB", path.display());
+    }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{setting}: cannot read {}", path.display()))?;
     let value = text.trim_end_matches(['\n', '\r']).to_string();
@@ -136,6 +145,13 @@ impl Credentials {
         ];
         let mut slots = BTreeMap::new();
         for (name, value, file) in initial {
+            // A control character would break the header or the protocol that carries it.
+            if value
+                .as_ref()
+                .is_some_and(|v| v.expose().chars().any(char::is_control))
+            {
+                anyhow::bail!("the {name} setting contains control characters");
+            }
             let state = value
                 .clone()
                 .map(|v| Arc::new(CredentialState::stable(v, 0)));
@@ -166,6 +182,7 @@ impl Credentials {
             file_poll: sec.file_poll,
             last_file_check: Arc::default(),
             generations: watch::channel(BTreeMap::new()).0,
+            transitions: Arc::default(),
         };
         creds.publish_generations();
         Ok(creds)
@@ -253,17 +270,38 @@ impl Credentials {
 
     /// Adopts stored states newer than the local ones. Returns the secrets that changed.
     pub fn apply_stored(&self, stored: BTreeMap<SecretName, StoredState>) -> Vec<SecretName> {
+        let _t = lock(&self.transitions);
         let mut changed = Vec::new();
         for (name, s) in stored {
             let local = self.state(name).map_or(-1, |st| st.generation);
             if s.generation > local {
                 let generation = s.generation;
+                // A control-plane rotation supersedes a file change's overlap.
+                *lock(&self.slot(name).file_retire_at) = None;
                 self.set(name, CredentialState::from(s));
                 tracing::info!(secret = %name, generation, "secret state applied");
                 changed.push(name);
             }
         }
         changed
+    }
+
+    /// At start, after the first store sync: a file holding a value the adopted state does
+    /// not know is newer information (a rotation done through files only, after an earlier
+    /// one through the control plane), and wins.
+    pub fn reconcile_files(&self) {
+        let _t = lock(&self.transitions);
+        for (&name, slot) in self.slots.iter() {
+            let Some(v) = lock(&slot.file_value).clone() else {
+                continue;
+            };
+            let known = self
+                .state(name)
+                .is_some_and(|st| st.accepted().contains(&&Secret::new(v.clone())));
+            if !known {
+                self.file_changed(name, Secret::new(v));
+            }
+        }
     }
 
     /// Reads the secret store and adopts what is newer. Errors are logged by the caller.
@@ -282,6 +320,7 @@ impl Credentials {
             }
             *last = Some(Instant::now());
         }
+        let _t = lock(&self.transitions);
         for (&name, slot) in self.slots.iter() {
             if let Some(path) = &slot.file {
                 match read_secret_file(path, name.as_str()) {
@@ -336,6 +375,10 @@ impl Credentials {
     /// stays accepted for the overlap. Values the state already knows change nothing (the
     /// operator wrote the value a control-plane rotation staged).
     fn file_changed(&self, name: SecretName, value: Secret) -> bool {
+        if let Err(e) = mutt_core::credentials::check_value(name, value.expose()) {
+            tracing::warn!(secret = %name, error = %e, "secret file ignored");
+            return false;
+        }
         let Some(st) = self.state(name) else {
             self.set(name, CredentialState::stable(value, 0));
             return true;
@@ -379,7 +422,8 @@ pub async fn follow_database(creds: Credentials, store: Store, stop: Cancellatio
         .store(true, Ordering::Relaxed);
     creds.publish_generations();
     let mut rx = creds.subscribe(SecretName::DatabasePassword);
-    let mut in_use: Option<Secret> = rx.borrow().as_ref().map(|s| s.active().clone());
+    // What the pool really connects with (the state may have moved on already).
+    let mut in_use: Option<Secret> = store.password_in_use();
     let retry = Duration::from_secs(2);
     loop {
         let state = rx.borrow_and_update().clone();
@@ -389,14 +433,11 @@ pub async fn follow_database(creds: Credentials, store: Store, stop: Cancellatio
                 match store.use_password(&active).await {
                     Ok(()) => {
                         in_use = Some(active);
-                        tracing::info!(
-                            generation = st.generation,
-                            "database connections now use the new password"
-                        );
+                        tracing::info!(secret = %SecretName::DatabasePassword, generation = st.generation, "database connections now use the new password");
                         creds.confirm(SecretName::DatabasePassword, st.generation);
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, generation = st.generation, "cannot connect with the new database password; the current connections stay in use");
+                        tracing::warn!(secret = %SecretName::DatabasePassword, error = %e, generation = st.generation, "cannot connect with the new database password; the current connections stay in use");
                         tokio::select! {
                             _ = stop.cancelled() => return,
                             _ = tokio::time::sleep(retry) => continue,
@@ -464,6 +505,56 @@ mod tests {
         assert_eq!(
             c.state(SecretName::WebhookToken).unwrap().accepted(),
             vec![&Secret::new("tok-2")]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_newer_than_the_stored_state_wins_at_start() {
+        let dir = std::env::temp_dir().join(format!("mutt-cred-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "file-value").unwrap();
+        let c = Credentials::load(&settings(&[(
+            "MUTT_WEBHOOK_TOKEN_FILE",
+            token.display().to_string(),
+        )]))
+        .unwrap();
+        let mut stored = BTreeMap::new();
+        stored.insert(
+            SecretName::WebhookToken,
+            StoredState::from(&CredentialState::stable(Secret::new("stored-value"), 3)),
+        );
+        c.apply_stored(stored);
+        assert_eq!(
+            c.state(SecretName::WebhookToken).unwrap().active(),
+            &Secret::new("stored-value")
+        );
+        c.reconcile_files();
+        let st = c.state(SecretName::WebhookToken).unwrap();
+        assert_eq!(st.active(), &Secret::new("file-value"));
+        assert_eq!(st.fallback(), Some(&Secret::new("stored-value")));
+        // A file holding a value the state knows changes nothing.
+        std::fs::write(&token, "stored-value").unwrap();
+        let again = Credentials::load(&settings(&[(
+            "MUTT_WEBHOOK_TOKEN_FILE",
+            token.display().to_string(),
+        )]))
+        .unwrap();
+        let mut stored = BTreeMap::new();
+        stored.insert(
+            SecretName::WebhookToken,
+            StoredState::from(&CredentialState::stable(Secret::new("stored-value"), 3)),
+        );
+        again.apply_stored(stored);
+        again.reconcile_files();
+        assert_eq!(
+            again
+                .state(SecretName::WebhookToken)
+                .unwrap()
+                .accepted()
+                .len(),
+            1
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -25,16 +25,26 @@ const RETIRED_POOL_GRACE: Duration = Duration::from_secs(30);
 
 /// A pool of connections to the MUTT database. The pool is replaced whole when the password
 /// changes (see [`Store::use_password`]); clones share the replacement.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
-    pool: RwLock<PgPool>,
+    /// The pool in use and the password it connects with.
+    pool: RwLock<(PgPool, Option<Secret>)>,
+    /// Connect options without the password: sqlx's `Debug` of them would print it.
     options: PgConnectOptions,
     max_connections: u32,
+}
+
+// By hand: the connect options hold the password, and sqlx prints it in `Debug`.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("max_connections", &self.inner.max_connections)
+            .finish_non_exhaustive()
+    }
 }
 
 fn pool_options(max_connections: u32) -> PgPoolOptions {
@@ -59,19 +69,23 @@ impl Store {
         max_connections: u32,
         password: Option<&Secret>,
     ) -> Result<Self, StoreError> {
-        let mut options = PgConnectOptions::from_str(url)?
+        let options = PgConnectOptions::from_str(url)?
             .application_name("mutt")
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
-        if let Some(p) = password {
-            options = options.password(p.expose());
-        }
+        // A password in the URL stays in `options` (sqlx has no getter for it); one given
+        // here replaces it and is remembered, so that a follower knows what is in use.
+        let in_use = password.cloned();
+        let with_password = match &in_use {
+            Some(p) => options.clone().password(p.expose()),
+            None => options.clone(),
+        };
         let pool = pool_options(max_connections)
-            .connect_with(options.clone())
+            .connect_with(with_password)
             .await?;
         Ok(Self {
             inner: Arc::new(Inner {
-                pool: RwLock::new(pool),
+                pool: RwLock::new((pool, in_use)),
                 options,
                 max_connections,
             }),
@@ -84,7 +98,7 @@ impl Store {
         let max_connections = pool.options().get_max_connections();
         Self {
             inner: Arc::new(Inner {
-                pool: RwLock::new(pool),
+                pool: RwLock::new((pool, None)),
                 options,
                 max_connections,
             }),
@@ -94,8 +108,26 @@ impl Store {
     /// The pool in use, for the modules of this crate.
     pub(crate) fn pool(&self) -> PgPool {
         match self.inner.pool.read() {
-            Ok(p) => p.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Ok(p) => p.0.clone(),
+            Err(poisoned) => poisoned.into_inner().0.clone(),
+        }
+    }
+
+    /// The password new connections use, if any.
+    pub fn password_in_use(&self) -> Option<Secret> {
+        match self.inner.pool.read() {
+            Ok(p) => p.1.clone(),
+            Err(poisoned) => poisoned.into_inner().1.clone(),
+        }
+    }
+
+    /// Connect options for a connection of its own, with the password in use and without
+    /// statement logging (a statement carrying a password verifier must not be logged).
+    pub(crate) fn quiet_options(&self) -> PgConnectOptions {
+        let o = self.inner.options.clone().disable_statement_logging();
+        match self.password_in_use() {
+            Some(p) => o.password(p.expose()),
+            None => o,
         }
     }
 
@@ -112,7 +144,7 @@ impl Store {
                 Ok(g) => g,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            std::mem::replace(&mut *slot, fresh)
+            std::mem::replace(&mut *slot, (fresh, Some(password.clone()))).0
         };
         tokio::spawn(async move {
             tokio::time::sleep(RETIRED_POOL_GRACE).await;

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use mutt_core::secret::Secret;
 use sha2_010::{Digest, Sha256};
+use sqlx::Connection;
 
 use crate::db::Store;
 use crate::error::StoreError;
@@ -43,8 +44,11 @@ impl Store {
     /// Sets the password of the role this store logs in as. Connections already open stay
     /// open; new ones need the new password.
     pub async fn set_own_password(&self, password: &Secret) -> Result<(), StoreError> {
+        // A connection of its own, without statement logging: the statement carries the
+        // verifier, which must not reach MUTT's logs either.
+        let mut conn = sqlx::PgConnection::connect_with(&self.quiet_options()).await?;
         let user: String = sqlx::query_scalar("SELECT current_user::text")
-            .fetch_one(&self.pool())
+            .fetch_one(&mut conn)
             .await?;
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt)
@@ -57,7 +61,9 @@ impl Store {
             user.replace('"', "\"\""),
             verifier.replace('\'', "''")
         );
-        sqlx::query(&sql).execute(&self.pool()).await?;
+        let done = sqlx::query(&sql).execute(&mut conn).await;
+        let _ = conn.close().await;
+        done?;
         Ok(())
     }
 }

@@ -32,8 +32,10 @@ use crate::http::ApiError;
 /// Processes not heard from for this long are not waited for.
 const STALE: Duration = Duration::from_secs(30);
 
-/// One step at a time from this process (the store's compare-and-set covers the others).
+/// One step at a time from this process; a Redis lock covers the other replicas.
 static STEPS: Mutex<()> = Mutex::const_new(());
+/// The longest a step may hold the cluster-wide lock (it is released when the step ends).
+const LOCK_TTL: Duration = Duration::from_secs(60);
 
 fn rfc3339_ms(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -140,17 +142,38 @@ fn parse_request(body: &[u8], cid: &str) -> Result<RotateRequest, ApiError> {
     })
 }
 
-/// The state a step starts from: the stored one, else this process's own (never rotated).
+/// The state a step starts from, and the stored generation to compare-and-set against
+/// (0: nothing stored). Nothing stored (never rotated, or the hash was lost): this
+/// process's value in use, as a stable state whose generation is above every generation a
+/// process reports, so that every process adopts what the step stores.
 async fn current_state(
     s: &ControlState,
     name: SecretName,
     cid: &str,
-) -> Result<Option<CredentialState>, ApiError> {
+) -> Result<Option<(CredentialState, i64)>, ApiError> {
     let stored = s.bus.secret_states().await.map_err(|e| bus_error(e, cid))?;
-    Ok(match stored.get(&name) {
-        Some(st) => Some(CredentialState::from(st.clone())),
-        None => s.credentials.state(name).map(|st| (*st).clone()),
-    })
+    if let Some(st) = stored.get(&name) {
+        let st = CredentialState::from(st.clone());
+        let g = st.generation;
+        return Ok(Some((st, g)));
+    }
+    let Some(own) = s.credentials.state(name) else {
+        return Ok(None);
+    };
+    let reported = s
+        .bus
+        .applied_versions(STALE, mutt_core::now_ms())
+        .await
+        .map_err(|e| bus_error(e, cid))?
+        .iter()
+        .filter_map(|a| a.generations.get(name.as_str()).copied())
+        .max()
+        .unwrap_or(0);
+    let generation = own.generation.max(reported);
+    Ok(Some((
+        CredentialState::stable(own.active().clone(), generation),
+        0,
+    )))
 }
 
 fn describe(name: SecretName, st: &CredentialState) -> Value {
@@ -181,7 +204,7 @@ pub(super) async fn list(
         .map_err(|e| bus_error(e, &ctx.cid))?;
     let mut out = Vec::new();
     for name in SecretName::ALL {
-        let Some(st) = current_state(&s, name, &ctx.cid).await? else {
+        let Some((st, _)) = current_state(&s, name, &ctx.cid).await? else {
             out.push(json!({"name": name.as_str(), "configured": false}));
             continue;
         };
@@ -273,7 +296,39 @@ pub(super) async fn rotate(
     let name = secret_name(&raw, &cid)?;
     let req = parse_request(&body, &cid)?;
     let _one_at_a_time = STEPS.lock().await;
-    let Some(state) = current_state(&s, name, &cid).await? else {
+    // One step at a time across control replicas too: a client retrying a step against
+    // another replica must not run it twice (the loser's undo would reverse the winner).
+    let lock = format!("secrets:{name}");
+    let owner = format!("{}:{cid}", uuid::Uuid::new_v4());
+    let locked = s
+        .bus
+        .try_lock(&lock, &owner, LOCK_TTL)
+        .await
+        .map_err(|e| bus_error(e, &cid))?;
+    if !locked {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("another {name} rotation step is in progress: retry in a few seconds"),
+            &cid,
+        )
+        .retry_after(2));
+    }
+    let result = step(&s, &ctx, name, req).await;
+    if let Err(e) = s.bus.unlock(&lock, &owner).await {
+        tracing::warn!(error = %e, "releasing the rotation lock (it expires by itself)");
+    }
+    result
+}
+
+async fn step(
+    s: &ControlState,
+    ctx: &Ctx,
+    name: SecretName,
+    req: RotateRequest,
+) -> Result<Response, ApiError> {
+    let cid = ctx.cid.clone();
+    let Some((state, expected)) = current_state(s, name, &cid).await? else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_configured",
@@ -355,12 +410,12 @@ pub(super) async fn rotate(
         _ => None,
     };
     if let Some(e) = &effect {
-        run_effect(&s, e, &cid).await?;
+        run_effect(s, e, &cid).await?;
     }
 
     let stored = s
         .bus
-        .put_secret_state(name, &StoredState::from(&next), state.generation)
+        .put_secret_state(name, &StoredState::from(&next), expected)
         .await;
     let conflict = match stored {
         Ok(Ok(())) => None,
@@ -373,7 +428,11 @@ pub(super) async fn rotate(
             ),
             &cid,
         )),
-        Err(e) => Some(bus_error(e, &cid)),
+        // The write may have landed before the connection failed: look before undoing.
+        Err(e) => match s.bus.secret_states().await {
+            Ok(now) if now.get(&name) == Some(&StoredState::from(&next)) => None,
+            _ => Some(bus_error(e, &cid)),
+        },
     };
     if let Some(err) = conflict {
         // Put the outside system back as it was.
@@ -383,7 +442,7 @@ pub(super) async fn rotate(
             None => None,
         };
         if let Some(b) = back
-            && let Err(e) = run_effect(&s, &b, &cid).await
+            && let Err(e) = run_effect(s, &b, &cid).await
         {
             tracing::error!(secret = %name, error = ?e.message, "secret rotation: undoing the outside change failed");
         }

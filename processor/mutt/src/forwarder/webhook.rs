@@ -9,6 +9,8 @@ use reqwest::StatusCode;
 use crate::credentials::StateRx;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 
+/// Most of a refusing response body read: the excerpt plus room for tokens scrubbed out.
+const READ_LIMIT: usize = 16 * 1024;
 /// Longest excerpt of a refusing response body kept for the DLQ, in characters.
 const EXCERPT_BYTES: usize = 512;
 
@@ -141,9 +143,15 @@ impl Webhook {
 /// token, and the excerpt goes to the DLQ.
 fn scrub(text: &str, secrets: &[&Secret]) -> String {
     let mut out = text.to_string();
-    for s in secrets {
-        if !s.is_empty() {
-            out = out.replace(s.expose(), "[redacted]");
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(s.expose(), "[redacted]");
+        // As a JSON string would quote it (`/` and `"` escaped).
+        let quoted = serde_json::to_string(s.expose()).unwrap_or_default();
+        let inner = quoted.trim_matches('"');
+        for form in [inner.to_string(), inner.replace('/', "\\/")] {
+            if !form.is_empty() {
+                out = out.replace(&form, "[redacted]");
+            }
         }
     }
     out
@@ -168,7 +176,17 @@ async fn classify(resp: reqwest::Response, secrets: &[&Secret]) -> Delivery {
             retry_after,
         };
     }
-    let bytes = resp.bytes().await.unwrap_or_default();
+    // Enough for the excerpt even once tokens are cut out of it; no more (a refusing
+    // server may answer with anything).
+    let mut bytes = Vec::new();
+    let mut resp = resp;
+    while bytes.len() < READ_LIMIT {
+        match resp.chunk().await {
+            Ok(Some(c)) => bytes.extend_from_slice(&c),
+            _ => break,
+        }
+    }
+    bytes.truncate(READ_LIMIT);
     // Scrubbed whole, then cut: a cut could split a token and leave part of it.
     let text = scrub(&String::from_utf8_lossy(&bytes), secrets);
     let text: String = text.chars().take(EXCERPT_BYTES).collect();
@@ -193,6 +211,21 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excerpts_are_scrubbed_of_tokens_in_any_quoting() {
+        let t = Secret::new("tok/en\"1");
+        let body = format!(
+            "bad token tok/en\"1; json: {}; escaped: tok\\/en\\\"1",
+            serde_json::to_string(t.expose()).unwrap()
+        );
+        let out = scrub(&body, &[&t]);
+        assert!(
+            !out.contains("tok/en") && !out.contains("tok\\/en"),
+            "{out}"
+        );
+        assert!(out.starts_with("bad token [redacted]"), "{out}");
+    }
 
     #[test]
     fn retry_after_forms() {
