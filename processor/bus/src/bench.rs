@@ -103,6 +103,33 @@ impl Bus {
             .sum())
     }
 
+    /// Deletes every key of this deployment's prefix (benchmark clean-up: the streams, but
+    /// also the fingerprint counters, locks and reports a run leaves).
+    pub async fn delete_prefix(&self) -> Result<u64, BusError> {
+        let pattern = format!("{}:*", self.names().prefix());
+        let mut conn = self.conn();
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            if !keys.is_empty() {
+                let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await?;
+                deleted += n;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
     /// Deletes keys of this deployment's prefix (benchmark clean-up).
     pub async fn delete_keys(&self, keys: &[String]) -> Result<(), BusError> {
         if keys.is_empty() {

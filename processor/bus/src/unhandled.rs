@@ -51,15 +51,16 @@ return out
     )
 });
 
-/// The unhandled events of one host and fingerprint within a batch.
+/// The unhandled events of one host and fingerprint within a batch (borrowed from the
+/// batch's events: this runs for most events, and copies showed in profiles).
 #[derive(Debug, Clone)]
-pub struct FingerprintCount {
-    /// The event's host.
-    pub hostname: String,
+pub struct FingerprintCount<'a> {
+    /// The event's host, lower case.
+    pub hostname: std::borrow::Cow<'a, str>,
     /// The message fingerprint.
     pub fingerprint: String,
     /// Ids of the events, in stream order.
-    pub event_ids: Vec<String>,
+    pub event_ids: Vec<&'a str>,
 }
 
 impl Bus {
@@ -67,7 +68,7 @@ impl Bus {
     /// that reached `threshold`, if one did.
     pub async fn count_unhandled(
         &self,
-        groups: &[FingerprintCount],
+        groups: &[FingerprintCount<'_>],
         threshold: u64,
         window: Duration,
     ) -> Result<Vec<Option<String>>, BusError> {

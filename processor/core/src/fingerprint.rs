@@ -17,6 +17,11 @@ pub fn normalize(message: &str) -> String {
 /// Stable across processes and versions, which a salted hasher would not be. The text is
 /// hashed as it is scanned, without building the normalised string.
 pub fn fingerprint(message: &str) -> String {
+    format!("{:016x}", fingerprint_hash(message))
+}
+
+/// The hash behind [`fingerprint`], for grouping without formatting it.
+pub fn fingerprint_hash(message: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     scan(message, |part| {
         for byte in part.bytes() {
@@ -24,7 +29,7 @@ pub fn fingerprint(message: &str) -> String {
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
     });
-    format!("{h:016x}")
+    h
 }
 
 /// Feeds the normalised message to `out`, in pieces: verbatim runs and placeholders.

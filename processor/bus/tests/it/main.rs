@@ -174,11 +174,11 @@ async fn dead_letters_keep_fields_and_provenance() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn group(host: &str, fp: &str, ids: &[&str]) -> FingerprintCount {
+fn group<'a>(host: &'a str, fp: &str, ids: &[&'a str]) -> FingerprintCount<'a> {
     FingerprintCount {
         hostname: host.into(),
         fingerprint: fp.into(),
-        event_ids: ids.iter().map(|s| s.to_string()).collect(),
+        event_ids: ids.to_vec(),
     }
 }
 

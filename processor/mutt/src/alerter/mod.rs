@@ -9,6 +9,7 @@
 
 pub mod rules;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use mutt_bus::{Bus, BusError, GroupReader, NewEntry, StreamEntry};
 use mutt_core::alert::Alert;
 use mutt_core::codec;
 use mutt_core::event::{Event, Limits};
-use mutt_core::fingerprint::fingerprint;
+use mutt_core::fingerprint::fingerprint_hash;
 use mutt_core::hot::HotConfig;
 use mutt_core::rules::{Outcome, RuleSet};
 use mutt_store::{AuditRow, Store};
@@ -358,21 +359,30 @@ impl Alerter {
             return Ok(());
         }
         // Group by host and fingerprint, keeping stream order within each group.
-        let mut groups: Vec<FingerprintCount> = Vec::new();
-        let mut index: HashMap<(String, String), usize> = HashMap::new();
+        // Keys borrow from the events; a host name is copied only when it has capitals.
+        let mut groups: Vec<FingerprintCount<'_>> = Vec::new();
+        let mut index: HashMap<(Cow<'_, str>, u64), usize> = HashMap::new();
         let mut by_id: HashMap<&str, (&Event, usize)> = HashMap::new();
         for (event, idx) in &unhandled {
-            let fp = fingerprint(&event.message);
-            let key = (event.hostname.to_lowercase(), fp);
-            let g = *index.entry(key.clone()).or_insert_with(|| {
-                groups.push(FingerprintCount {
-                    hostname: key.0.clone(),
-                    fingerprint: key.1.clone(),
-                    event_ids: Vec::new(),
-                });
-                groups.len() - 1
-            });
-            groups[g].event_ids.push(event.id.clone());
+            let host: Cow<'_, str> = if event.hostname.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(event.hostname.to_lowercase())
+            } else {
+                Cow::Borrowed(event.hostname.as_str())
+            };
+            let fp = fingerprint_hash(&event.message);
+            let g = match index.get(&(host.clone(), fp)) {
+                Some(&g) => g,
+                None => {
+                    groups.push(FingerprintCount {
+                        hostname: host.clone(),
+                        fingerprint: format!("{fp:016x}"),
+                        event_ids: Vec::new(),
+                    });
+                    index.insert((host, fp), groups.len() - 1);
+                    groups.len() - 1
+                }
+            };
+            groups[g].event_ids.push(event.id.as_str());
             by_id.insert(event.id.as_str(), (event, *idx));
         }
         let window = hot.unhandled_window;

@@ -381,15 +381,8 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
     let n = plan.events as usize;
     let append = bus.raw_append(&raw_in, n, &payload, plan.batch).await?;
     let (relayed, relay) = bus.raw_relay(&raw_in, &raw_out, plan.batch).await?;
-    bus.delete_keys(&[
-        raw_in,
-        raw_out,
-        events,
-        alerts,
-        bus.names().dlq("alerter"),
-        bus.names().dlq("forwarder"),
-    ])
-    .await?;
+    bus.delete_keys(&[raw_in, raw_out]).await?;
+    bus.delete_prefix().await?;
     drop_database(&plan.postgres_url, &db_url).await;
 
     Ok(BenchReport {
