@@ -453,15 +453,21 @@ pub struct RedisServer {
     aof: bool,
 }
 
+/// A new directory for a private server's files: `$TMPDIR/mutt-<kind>-<port>-<random>`.
+fn scratch_dir(kind: &str, port: u16) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "mutt-{kind}-{port}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 impl RedisServer {
     /// Starts a server.
     pub async fn start(aof: bool) -> anyhow::Result<Self> {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "mutt-redis-{port}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ));
-        std::fs::create_dir_all(&dir)?;
+        let dir = scratch_dir("redis", port)?;
         let mut s = Self {
             child: None,
             port,
@@ -551,11 +557,7 @@ impl PostgresServer {
     pub async fn start() -> anyhow::Result<Self> {
         let bin = postgres_bindir()?;
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "mutt-pg-{port}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ));
-        std::fs::create_dir_all(&dir)?;
+        let dir = scratch_dir("pg", port)?;
         // From here on, drop removes the directory (and stops the server once it runs).
         let mut s = Self {
             child: None,
