@@ -11,6 +11,7 @@
 //! quote the body: the body is parsed by hand, not by serde's messages, which would echo a
 //! value given in the wrong field.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use mutt_bus::control::Announcement;
+use mutt_bus::control::{Announcement, Applied};
 use mutt_core::credentials::{CredentialState, Phase, SecretName, Step, StepError, StoredState};
 use mutt_core::secret::Secret;
 use mutt_store::control::{Actor, Change};
@@ -142,38 +143,43 @@ fn parse_request(body: &[u8], cid: &str) -> Result<RotateRequest, ApiError> {
     })
 }
 
+/// What a step or a listing starts from: the stored states and every live process's report.
+async fn world(
+    s: &ControlState,
+    cid: &str,
+) -> Result<(BTreeMap<SecretName, StoredState>, Vec<Applied>), ApiError> {
+    let stored = s.bus.secret_states().await.map_err(|e| bus_error(e, cid))?;
+    let applied = s
+        .bus
+        .applied_versions(STALE, mutt_core::now_ms())
+        .await
+        .map_err(|e| bus_error(e, cid))?;
+    Ok((stored, applied))
+}
+
 /// The state a step starts from, and the stored generation to compare-and-set against
 /// (0: nothing stored). Nothing stored (never rotated, or the hash was lost): this
 /// process's value in use, as a stable state whose generation is above every generation a
 /// process reports, so that every process adopts what the step stores.
-async fn current_state(
+fn state_of(
     s: &ControlState,
     name: SecretName,
-    cid: &str,
-) -> Result<Option<(CredentialState, i64)>, ApiError> {
-    let stored = s.bus.secret_states().await.map_err(|e| bus_error(e, cid))?;
+    stored: &BTreeMap<SecretName, StoredState>,
+    applied: &[Applied],
+) -> Option<(CredentialState, i64)> {
     if let Some(st) = stored.get(&name) {
         let st = CredentialState::from(st.clone());
         let g = st.generation;
-        return Ok(Some((st, g)));
+        return Some((st, g));
     }
-    let Some(own) = s.credentials.state(name) else {
-        return Ok(None);
-    };
-    let reported = s
-        .bus
-        .applied_versions(STALE, mutt_core::now_ms())
-        .await
-        .map_err(|e| bus_error(e, cid))?
+    let own = s.credentials.state(name)?;
+    let reported = applied
         .iter()
         .filter_map(|a| a.generations.get(name.as_str()).copied())
         .max()
         .unwrap_or(0);
     let generation = own.generation.max(reported);
-    Ok(Some((
-        CredentialState::stable(own.active().clone(), generation),
-        0,
-    )))
+    Some((CredentialState::stable(own.active().clone(), generation), 0))
 }
 
 fn describe(name: SecretName, st: &CredentialState) -> Value {
@@ -197,14 +203,10 @@ pub(super) async fn list(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
 ) -> Result<Response, ApiError> {
-    let applied = s
-        .bus
-        .applied_versions(STALE, mutt_core::now_ms())
-        .await
-        .map_err(|e| bus_error(e, &ctx.cid))?;
+    let (stored, applied) = world(&s, &ctx.cid).await?;
     let mut out = Vec::new();
     for name in SecretName::ALL {
-        let Some((st, _)) = current_state(&s, name, &ctx.cid).await? else {
+        let Some((st, _)) = state_of(&s, name, &stored, &applied) else {
             out.push(json!({"name": name.as_str(), "configured": false}));
             continue;
         };
@@ -328,7 +330,8 @@ async fn step(
     req: RotateRequest,
 ) -> Result<Response, ApiError> {
     let cid = ctx.cid.clone();
-    let Some((state, expected)) = current_state(s, name, &cid).await? else {
+    let (stored, applied) = world(s, &cid).await?;
+    let Some((state, expected)) = state_of(s, name, &stored, &applied) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_configured",
@@ -353,11 +356,6 @@ async fn step(
     // before all know the new value, or retiring before all use it, would leave a process
     // with a value the other side no longer takes.
     if matches!(req.step, Step::Promote | Step::Retire) && !req.force {
-        let applied = s
-            .bus
-            .applied_versions(STALE, now)
-            .await
-            .map_err(|e| bus_error(e, &cid))?;
         let lagging: Vec<String> = applied
             .iter()
             .filter(|a| {
