@@ -130,6 +130,39 @@ impl TestEnv {
         Ok(())
     }
 
+    /// The test database's name.
+    pub fn db_name(&self) -> &str {
+        &self.db_name
+    }
+
+    /// A superuser connection to the server's `postgres` database (for statements about the
+    /// test database itself: `ALTER DATABASE`, terminating its backends).
+    pub async fn admin(&self) -> anyhow::Result<PgConnection> {
+        Ok(PgConnection::connect(&postgres_server_url()).await?)
+    }
+
+    /// Runs one statement on the admin connection, with `{db}` replaced by the quoted name
+    /// of the test database.
+    pub async fn admin_exec(&self, sql: &str) -> anyhow::Result<()> {
+        let mut admin = self.admin().await?;
+        let sql = sql.replace("{db}", &format!("\"{}\"", self.db_name));
+        sqlx::raw_sql(&sql).execute(&mut admin).await?;
+        Ok(())
+    }
+
+    /// Ends every other session on the test database (MUTT's pools reconnect).
+    pub async fn terminate_backends(&self) -> anyhow::Result<()> {
+        let mut admin = self.admin().await?;
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&self.db_name)
+        .execute(&mut admin)
+        .await?;
+        Ok(())
+    }
+
     /// A connection to the test database.
     pub async fn db(&self) -> anyhow::Result<PgConnection> {
         Ok(PgConnection::connect(&self.database_url).await?)

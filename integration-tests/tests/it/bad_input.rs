@@ -312,3 +312,65 @@ async fn bad_input_is_refused_clearly_and_accepted_events_all_arrive() -> anyhow
     stop.cancel();
     env.cleanup().await
 }
+
+/// Messages built to make the fingerprint scanner restart at every byte (16,000 colons:
+/// every position looked like the start of an IPv6 address and was scanned to the end of
+/// the line) must not stall the alerter: an event a rule forwards, sent behind 300 of
+/// them, arrives within seconds. Before the scanner was bounded it had not arrived after
+/// 15 seconds, and the batch's leases went unrenewed on the busy runtime threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adversarial_messages_do_not_stall_the_alerter() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let stop = CancellationToken::new();
+    let sink = start_sink(&stop).await?;
+    env.migrate().await?;
+    env.insert_rules(&[Rule {
+        id: 0,
+        match_string: Some("FORWARD-ME".into()),
+        trap_oid: None,
+        syslog_severity: None,
+        match_type: MatchType::Contains,
+        priority: 1,
+        prod_handling: "Page_and_ticket".into(),
+        dev_handling: "Page_and_ticket".into(),
+        team_assignment: "NOC".into(),
+        is_active: true,
+    }])
+    .await?;
+    let all = Mutt::start(&env, &MuttConfig::new("all").webhook(sink.url())).await?;
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v2/ingest", all.ingest_url);
+    let colons = ":".repeat(16_000);
+    for _ in 0..3 {
+        let batch: Vec<Value> = (0..100)
+            .map(|i| json!({"hostname": format!("h{i}"), "message": colons, "timestamp": "2026-11-26T10:00:00Z"}))
+            .collect();
+        let (status, body, _) = send(
+            &client,
+            &url,
+            Some("application/json"),
+            Some("test-key"),
+            serde_json::to_vec(&batch)?,
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let (status, body, _) = send(
+        &client,
+        &url,
+        Some("application/json"),
+        Some("test-key"),
+        serde_json::to_vec(&json!({"hostname": "core-1", "message": "FORWARD-ME now", "timestamp": "2026-11-26T10:00:00Z"}))?,
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    wait_until(
+        "the forwarded event behind them",
+        Duration::from_secs(8),
+        || async { (sink.unique() == 1).then_some(()) },
+    )
+    .await?;
+    drop(all);
+    stop.cancel();
+    env.cleanup().await
+}

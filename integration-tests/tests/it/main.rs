@@ -5,6 +5,7 @@ mod bad_input;
 mod control;
 mod docs;
 mod faults;
+mod hold;
 mod overload;
 mod pipeline;
 mod secrets;

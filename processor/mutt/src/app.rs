@@ -179,13 +179,14 @@ pub async fn run(
     }
     let rules = RuleCache::default();
     let rules_loaded = Flag::new("rules_loaded");
+    let audit_writes = Flag::new("audit_writes");
     let ops_state = OpsState {
         roles: roles.iter().map(|r| r.name()).collect(),
         consumer: settings.consumer.clone(),
         bus: Some(bus.clone()),
         store: store.clone(),
         flags: if has(Role::Alerter) {
-            vec![rules_loaded.clone()]
+            vec![rules_loaded.clone(), audit_writes.clone()]
         } else {
             Vec::new()
         },
@@ -270,6 +271,7 @@ pub async fn run(
                     read_block: settings.read_block,
                     rules: rules.clone(),
                     ready: rules_loaded.clone(),
+                    audit_writes: audit_writes.clone(),
                     leases: Leases::default(),
                     concurrency: settings.alerter.concurrency,
                 };

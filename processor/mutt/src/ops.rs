@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,11 +15,14 @@ use mutt_store::Store;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-/// A condition a role reports for readiness (rules loaded, …).
+/// A condition a role reports for readiness (rules loaded, audit writes flowing, …). It
+/// holds when it is set and nothing blocks it: several tasks may block one flag at once
+/// (each held batch), and it holds again only when the last of them lets go.
 #[derive(Debug, Clone)]
 pub struct Flag {
     name: &'static str,
     value: Arc<AtomicBool>,
+    blockers: Arc<AtomicUsize>,
 }
 
 impl Flag {
@@ -28,6 +31,7 @@ impl Flag {
         Self {
             name,
             value: Arc::new(AtomicBool::new(false)),
+            blockers: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -36,9 +40,39 @@ impl Flag {
         self.value.store(v, Ordering::Relaxed);
     }
 
-    /// Reads it.
+    /// Whether it holds: set, and blocked by nobody.
     pub fn get(&self) -> bool {
-        self.value.load(Ordering::Relaxed)
+        self.value.load(Ordering::Relaxed) && self.blockers.load(Ordering::Relaxed) == 0
+    }
+
+    /// Blocks the flag until the returned guard is dropped.
+    pub fn block(&self) -> Blocked {
+        self.blockers.fetch_add(1, Ordering::Relaxed);
+        Blocked {
+            blockers: self.blockers.clone(),
+        }
+    }
+
+    fn state(&self) -> &'static str {
+        if !self.value.load(Ordering::Relaxed) {
+            "pending"
+        } else if self.blockers.load(Ordering::Relaxed) > 0 {
+            "held"
+        } else {
+            "ok"
+        }
+    }
+}
+
+/// Keeps a [`Flag`] from holding while it lives.
+#[derive(Debug)]
+pub struct Blocked {
+    blockers: Arc<AtomicUsize>,
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        self.blockers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -95,10 +129,7 @@ async fn ready(State(s): State<Arc<OpsState>>) -> Response {
     }
     for f in &s.flags {
         ok &= f.get();
-        checks.insert(
-            f.name.into(),
-            Value::String(if f.get() { "ok" } else { "pending" }.into()),
-        );
+        checks.insert(f.name.into(), Value::String(f.state().into()));
     }
     let status = if ok {
         StatusCode::OK

@@ -153,6 +153,30 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces every connection with a new one, without failing a query: used when the
+    /// server behind the pool turned read-only (a failover made it a replica), since the
+    /// pool would otherwise keep talking to it for as long as its connections live. The
+    /// old pool is closed at once; a query that still holds it fails as unavailable and is
+    /// retried on the new one.
+    pub async fn reconnect(&self) -> Result<(), StoreError> {
+        let options = match self.password_in_use() {
+            Some(p) => self.inner.options.clone().password(p.expose()),
+            None => self.inner.options.clone(),
+        };
+        let fresh = pool_options(self.inner.max_connections)
+            .connect_with(options)
+            .await?;
+        let old = {
+            let mut slot = match self.inner.pool.write() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            std::mem::replace(&mut slot.0, fresh)
+        };
+        tokio::spawn(async move { old.close().await });
+        Ok(())
+    }
+
     /// Creates the database named in `url` when it does not exist, connecting to the
     /// server's `postgres` database to do so. Returns whether it was created.
     pub async fn create_database_if_missing(url: &str) -> Result<bool, StoreError> {

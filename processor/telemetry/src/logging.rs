@@ -96,7 +96,12 @@ pub fn init(
     let logs = if json {
         JsonLayer.boxed()
     } else {
-        fmt::layer().with_target(true).boxed()
+        // Colours only on a terminal: escape codes in a log file or a collector's input
+        // break every search for `key=value`.
+        fmt::layer()
+            .with_target(true)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .boxed()
     };
     let installed = tracing_subscriber::registry()
         .with(filter)

@@ -31,6 +31,11 @@ pub struct Metrics {
     pub ingest_shed: IntCounterVec,
     /// Alerter reads delayed because the forwarders are behind.
     pub alerter_backpressure: IntCounter,
+    /// 1 while the alerter has stopped reading because the forwarders are behind.
+    pub alerter_paused: IntGauge,
+    /// Batches a role holds because a dependency refuses every write, by role, dependency
+    /// and reason (read_only, denied, unavailable, …); 0 when writes flow.
+    pub writes_held: IntGaugeVec,
     /// Events processed by the alerter: handled|unhandled|poison|error.
     pub alerter_events: IntCounterVec,
     /// Alerts written to the alerts stream, by kind (rule|unhandled).
@@ -165,6 +170,17 @@ impl Metrics {
                 &r,
                 "mutt_alerter_backpressure_total",
                 "Alerter reads delayed because the forwarders are behind.",
+            ),
+            alerter_paused: gauge(
+                &r,
+                "mutt_alerter_paused",
+                "1 while the alerter does not read new events because the forwarders' backlog is over alerter_max_alert_lag",
+            ),
+            writes_held: gauge_vec(
+                &r,
+                "mutt_writes_held",
+                "Batches held because a dependency refuses every write (they are retried, never dead-lettered)",
+                &["role", "dependency", "reason"],
             ),
             alerter_events: counter_vec(
                 &r,

@@ -23,6 +23,7 @@ use mutt_core::event::{Event, Limits};
 use mutt_core::fingerprint::fingerprint_hash;
 use mutt_core::hot::HotConfig;
 use mutt_core::rules::{Outcome, RuleSet};
+use mutt_store::error::{OutageKind, Refusal};
 use mutt_store::{AuditRow, Store};
 use mutt_telemetry::{metrics, otel};
 use tokio::sync::mpsc;
@@ -56,6 +57,9 @@ pub struct Alerter {
     pub rules: RuleCache,
     /// Set once rules are loaded.
     pub ready: Flag,
+    /// Holds while audit writes flow; blocked while a batch is held by a database that
+    /// refuses every write.
+    pub audit_writes: Flag,
     /// The entries in hand.
     pub leases: Leases,
     /// Batches processed at once.
@@ -132,6 +136,7 @@ impl Alerter {
         .await?;
         retry_store("load rules", &shutdown, || self.rules.load(&self.store)).await?;
         self.ready.set(true);
+        self.audit_writes.set(true);
         tracing::info!(consumer = %self.consumer, rules = self.rules.get().len(), "alerter started");
 
         let place = Stream {
@@ -219,13 +224,35 @@ impl Alerter {
         let rules = self.rules.get();
         let hot = self.hot.borrow().clone();
         let ids: Vec<String> = batch.entries.iter().map(|e| e.id.clone()).collect();
-        let outcome = match retry("count unhandled", shutdown, || {
-            self.evaluate(&batch.entries, &rules, &hot)
-        })
-        .await
-        {
-            Ok(outputs) => self.write(outputs, shutdown).await,
-            Err(e) => Err(e.to_string()),
+        // Decoding, rules and fingerprints are pure CPU, and a batch can be large: they run
+        // on the blocking pool so that the runtime's threads stay free for what must not
+        // wait (renewing leases, reading, serving /ready).
+        let limits = self.limits.clone();
+        let now = mutt_core::now_ms();
+        let evaluated = {
+            let rules = rules.clone();
+            tokio::task::spawn_blocking(move || evaluate(batch.entries, &rules, &limits, now)).await
+        };
+        let outcome = match evaluated {
+            Ok(Evaluated {
+                mut out,
+                unhandled,
+                entries,
+            }) => match retry("count unhandled", shutdown, || {
+                self.meta_alerts(&out.ack, &unhandled, &entries, &rules, &hot, now)
+            })
+            .await
+            {
+                Ok(meta) => {
+                    for (alert, row) in meta {
+                        out.alerts.push(alert);
+                        out.audit.push(row);
+                    }
+                    self.write(out, shutdown).await
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(format!("evaluating the batch failed: {e}")),
         };
         match outcome {
             Ok(()) => timer.observe_duration(),
@@ -250,126 +277,35 @@ impl Alerter {
         self.leases.release(&ids);
     }
 
-    /// Decodes, matches and counts unhandled fingerprints. The only I/O is the unhandled
-    /// counter, done once per batch so that a retried write does not count twice.
-    async fn evaluate(
-        &self,
-        entries: &[StreamEntry],
-        rules: &RuleSet,
-        hot: &HotConfig,
-    ) -> Result<Outputs, BusError> {
-        let mut out = Outputs::default();
-        let mut unhandled: Vec<(Event, usize)> = Vec::new();
-        let now = mutt_core::now_ms();
-        let (mut handled, mut rule_alerts) = (0u64, 0u64);
-        for entry in entries {
-            if entry.is_deleted() {
-                out.ack.push(entry.id.clone());
-                continue;
-            }
-            let event = match entry.payload() {
-                None => Err("entry has no payload field".to_string()),
-                Some(p) => codec::decode_event(p, &self.limits).map_err(|e| e.to_string()),
-            };
-            let event = match event {
-                Ok(e) => e,
-                Err(why) => {
-                    out.poison.push((entry.clone(), why));
-                    continue;
-                }
-            };
-            // Validated at ingest and checked again on decode: parsing cannot fail here.
-            let Ok(time) = event.time() else {
-                out.poison
-                    .push((entry.clone(), "unparseable timestamp".into()));
-                continue;
-            };
-            let idx = out.ack.len();
-            out.ack.push(entry.id.clone());
-            // What the alert carries onwards: this event's processing span, if traced.
-            let span = entry_span("alerter.process", "consumer", entry);
-            let trace = span
-                .as_ref()
-                .map_or_else(|| entry.trace(), |s| otel::carrier_of(s, &entry.trace()));
-            out.spans.extend(span);
-            match rules.evaluate(&event) {
-                Outcome::Handled {
-                    rule,
-                    handling,
-                    forward,
-                } => {
-                    handled += 1;
-                    if forward {
-                        let alert =
-                            Alert::for_rule(&event, rule.id, handling, &rule.team_assignment, now);
-                        match codec::encode_alert(&alert) {
-                            Ok(p) => out.alerts.push(NewEntry::new(p, trace.clone())),
-                            Err(e) => {
-                                out.ack.pop();
-                                out.poison.push((entry.clone(), e.to_string()));
-                                continue;
-                            }
-                        }
-                        rule_alerts += 1;
-                    }
-                    out.audit.push((
-                        AuditRow {
-                            event_id: event.id.clone(),
-                            event_timestamp: time,
-                            hostname: event.hostname.clone(),
-                            matched_rule_id: Some(rule.id),
-                            handling_decision: handling.to_string(),
-                            forwarded: forward,
-                            raw_message: event.to_json().to_string(),
-                            correlation_id: event.correlation_id.clone(),
-                            team_assignment: rule.team_assignment.clone(),
-                        },
-                        idx,
-                    ));
-                }
-                Outcome::Unhandled => unhandled.push((event, idx)),
-            }
-        }
-        // Counted once per batch: a labelled lookup per event shows in profiles.
-        let m = metrics();
-        m.alerter_events
-            .with_label_values(&["handled"])
-            .inc_by(handled);
-        m.alerter_events
-            .with_label_values(&["unhandled"])
-            .inc_by(unhandled.len() as u64);
-        m.alerter_alerts
-            .with_label_values(&["rule"])
-            .inc_by(rule_alerts);
-        self.meta_alerts(&mut out, unhandled, entries, rules, hot, now)
-            .await?;
-        Ok(out)
-    }
-
+    /// Counts the batch's unhandled events per host and fingerprint (one script call) and
+    /// makes the meta-alerts of the fingerprints that reached the threshold, with their
+    /// audit rows. Nothing is changed here, so a failed call can simply be retried.
     async fn meta_alerts(
         &self,
-        out: &mut Outputs,
-        unhandled: Vec<(Event, usize)>,
+        ack: &[String],
+        unhandled: &[Unhandled],
         entries: &[StreamEntry],
         rules: &RuleSet,
         hot: &HotConfig,
         now: i64,
-    ) -> Result<(), BusError> {
+    ) -> Result<Vec<(NewEntry, (AuditRow, usize))>, BusError> {
+        let mut made = Vec::new();
         if unhandled.is_empty() {
-            return Ok(());
+            return Ok(made);
         }
         // Group by host and fingerprint, keeping stream order within each group.
         // Keys borrow from the events; a host name is copied only when it has capitals.
         let mut groups: Vec<FingerprintCount<'_>> = Vec::new();
         let mut index: HashMap<(Cow<'_, str>, u64), usize> = HashMap::new();
         let mut by_id: HashMap<&str, (&Event, usize)> = HashMap::new();
-        for (event, idx) in &unhandled {
+        for u in unhandled {
+            let event = &u.event;
             let host: Cow<'_, str> = if event.hostname.bytes().any(|b| b.is_ascii_uppercase()) {
                 Cow::Owned(event.hostname.to_lowercase())
             } else {
                 Cow::Borrowed(event.hostname.as_str())
             };
-            let fp = fingerprint_hash(&event.message);
+            let fp = u.fingerprint;
             let g = match index.get(&(host.clone(), fp)) {
                 Some(&g) => g,
                 None => {
@@ -383,7 +319,7 @@ impl Alerter {
                 }
             };
             groups[g].event_ids.push(event.id.as_str());
-            by_id.insert(event.id.as_str(), (event, *idx));
+            by_id.insert(event.id.as_str(), (event, u.idx));
         }
         let window = hot.unhandled_window;
         let hits = self
@@ -413,23 +349,25 @@ impl Alerter {
             let Ok(time) = event.time() else { continue };
             let trace = entries
                 .iter()
-                .find(|e| out.ack.get(idx) == Some(&e.id))
+                .find(|e| ack.get(idx) == Some(&e.id))
                 .map(StreamEntry::trace)
                 .unwrap_or_default();
-            out.alerts.push(NewEntry::new(payload, trace));
-            out.audit.push((
-                AuditRow {
-                    event_id: alert.id.clone(),
-                    event_timestamp: time,
-                    hostname: event.hostname.clone(),
-                    matched_rule_id: None,
-                    handling_decision: META_ALERT_HANDLING.into(),
-                    forwarded: true,
-                    raw_message: event.to_json().to_string(),
-                    correlation_id: event.correlation_id.clone(),
-                    team_assignment: team,
-                },
-                idx,
+            made.push((
+                NewEntry::new(payload, trace),
+                (
+                    AuditRow {
+                        event_id: alert.id.clone(),
+                        event_timestamp: time,
+                        hostname: event.hostname.clone(),
+                        matched_rule_id: None,
+                        handling_decision: META_ALERT_HANDLING.into(),
+                        forwarded: true,
+                        raw_message: event.to_json().to_string(),
+                        correlation_id: event.correlation_id.clone(),
+                        team_assignment: team,
+                    },
+                    idx,
+                ),
             ));
             metrics().alerter_meta_alerts.inc();
             metrics()
@@ -438,7 +376,7 @@ impl Alerter {
                 .inc();
             tracing::info!(hostname = %event.hostname, fingerprint = %group.fingerprint, alert_id = %alert.id, "unhandled flood: meta-alert");
         }
-        Ok(())
+        Ok(made)
     }
 
     /// Writes what a batch produced: dead letters, audit rows, then alerts and
@@ -502,10 +440,12 @@ impl Alerter {
         .map_err(|e| e.to_string())
     }
 
-    /// Inserts the audit rows, retrying for as long as PostgreSQL is unavailable (the
-    /// batch stays in hand, its leases renewed: an outage never sends anything to the
-    /// DLQ). When the server refuses the batch itself, rows are written one by one and the
-    /// indexes (into `ack`) of the rows it refuses for good are returned.
+    /// Inserts the audit rows. While PostgreSQL refuses every row (unreachable, read-only
+    /// after a failover, a refused password or grant, a lock timeout, a missing table), the
+    /// batch is held: retried with backoff, its leases renewed, readiness false, and
+    /// `mutt_writes_held` says why; nothing goes to the DLQ for an outage. Only when the
+    /// server refuses the batch because of a row's data are rows written one by one, and
+    /// the indexes (into `ack`) of the rows it refuses for good are returned.
     async fn write_audit(
         &self,
         audit: &[(AuditRow, usize)],
@@ -514,25 +454,30 @@ impl Alerter {
         let rows: Vec<AuditRow> = audit.iter().map(|(r, _)| r.clone()).collect();
         let mut attempt = 0;
         let mut one_by_one = false;
+        // Rows already settled in one-by-one mode (written, or refused for good).
+        let mut refused = Vec::new();
+        let mut next = 0;
+        let mut hold: Option<Hold> = None;
         loop {
             let error = if one_by_one {
-                let mut refused = Vec::new();
-                let mut transient = None;
-                for (row, idx) in audit {
+                let mut outage = None;
+                while next < audit.len() {
+                    let (row, idx) = &audit[next];
                     match self
                         .store
                         .insert_event_audit(std::slice::from_ref(row))
                         .await
                     {
                         Ok(n) => metrics().audit_rows.inc_by(n),
-                        Err(e) if e.is_transient() => {
-                            transient = Some(e);
+                        Err(e) if e.is_row_refusal() => refused.push((*idx, e.to_string())),
+                        Err(e) => {
+                            outage = Some(e);
                             break;
                         }
-                        Err(e) => refused.push((*idx, e.to_string())),
                     }
+                    next += 1;
                 }
-                match transient {
+                match outage {
                     None => return Ok(refused),
                     Some(e) => e,
                 }
@@ -544,19 +489,37 @@ impl Alerter {
                         metrics().audit_rows.inc_by(n);
                         return Ok(Vec::new());
                     }
-                    Err(e) if e.is_transient() => e,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "audit batch refused; writing rows one by one");
+                    Err(e) if e.is_row_refusal() => {
+                        tracing::warn!(error = %e, sqlstate = %e.sqlstate().unwrap_or_default(), "audit batch refused for a row's data; writing rows one by one");
                         one_by_one = true;
                         continue;
                     }
+                    Err(e) => e,
                 }
+            };
+            let Refusal::Outage(kind) = error.refusal() else {
+                unreachable!("row refusals are handled above");
             };
             metrics()
                 .dependency_errors
                 .with_label_values(&["alerter", "postgres"])
                 .inc();
-            tracing::warn!(error = %error, attempt, "audit write failed; retrying");
+            let held = hold.get_or_insert_with(|| Hold::new(&self.audit_writes, kind));
+            held.set(kind);
+            tracing::warn!(
+                error = %error,
+                sqlstate = %error.sqlstate().unwrap_or_default(),
+                reason = %kind.as_str(),
+                attempt,
+                rows = audit.len(),
+                "PostgreSQL refuses audit writes; holding the batch and retrying"
+            );
+            // A read-only server is a replica now: its connections will never write again.
+            if kind == OutageKind::ReadOnly
+                && let Err(e) = self.store.reconnect().await
+            {
+                tracing::debug!(error = %e, "reconnecting to PostgreSQL");
+            }
             if sleep_or_shutdown(backoff(attempt), shutdown).await {
                 return Err(format!("audit write: {error}"));
             }
@@ -626,6 +589,163 @@ impl Alerter {
             .with_label_values(&["error"])
             .inc_by(letters.len() as u64);
         Ok(out)
+    }
+}
+
+/// A batch held because PostgreSQL refuses every write: blocks readiness and counts in
+/// `mutt_writes_held` for as long as it lives.
+struct Hold {
+    _blocked: crate::ops::Blocked,
+    kind: OutageKind,
+}
+
+impl Hold {
+    fn new(flag: &Flag, kind: OutageKind) -> Self {
+        Self::count(kind, 1);
+        Self {
+            _blocked: flag.block(),
+            kind,
+        }
+    }
+
+    fn count(kind: OutageKind, delta: i64) {
+        metrics()
+            .writes_held
+            .with_label_values(&["alerter", "postgres", kind.as_str()])
+            .add(delta);
+    }
+
+    /// The reason changed (read-only, then a refused password, …).
+    fn set(&mut self, kind: OutageKind) {
+        if kind != self.kind {
+            Self::count(self.kind, -1);
+            Self::count(kind, 1);
+            self.kind = kind;
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        Self::count(self.kind, -1);
+    }
+}
+
+/// An unhandled event of a batch, with its fingerprint (computed off the runtime).
+#[derive(Debug)]
+struct Unhandled {
+    event: Event,
+    /// Index into `ack` of its entry.
+    idx: usize,
+    fingerprint: u64,
+}
+
+/// A batch decoded and matched: what to write, and what to count as unhandled.
+#[derive(Debug)]
+struct Evaluated {
+    out: Outputs,
+    unhandled: Vec<Unhandled>,
+    /// The batch's entries, handed back.
+    entries: Vec<StreamEntry>,
+}
+
+/// Decodes and checks every entry and evaluates the rules: pure CPU, no I/O, run on the
+/// blocking pool. Undecodable entries become poison; matched events their audit rows and
+/// alerts; unmatched ones are returned with their fingerprints for counting.
+fn evaluate(entries: Vec<StreamEntry>, rules: &RuleSet, limits: &Limits, now: i64) -> Evaluated {
+    let mut out = Outputs::default();
+    let mut unhandled = Vec::new();
+    let (mut handled, mut rule_alerts) = (0u64, 0u64);
+    for entry in &entries {
+        if entry.is_deleted() {
+            out.ack.push(entry.id.clone());
+            continue;
+        }
+        let event = match entry.payload() {
+            None => Err("entry has no payload field".to_string()),
+            Some(p) => codec::decode_event(p, limits).map_err(|e| e.to_string()),
+        };
+        let event = match event {
+            Ok(e) => e,
+            Err(why) => {
+                out.poison.push((entry.clone(), why));
+                continue;
+            }
+        };
+        // Validated at ingest and checked again on decode: parsing cannot fail here.
+        let Ok(time) = event.time() else {
+            out.poison
+                .push((entry.clone(), "unparseable timestamp".into()));
+            continue;
+        };
+        let idx = out.ack.len();
+        out.ack.push(entry.id.clone());
+        // What the alert carries onwards: this event's processing span, if traced.
+        let span = entry_span("alerter.process", "consumer", entry);
+        let trace = span
+            .as_ref()
+            .map_or_else(|| entry.trace(), |s| otel::carrier_of(s, &entry.trace()));
+        out.spans.extend(span);
+        match rules.evaluate(&event) {
+            Outcome::Handled {
+                rule,
+                handling,
+                forward,
+            } => {
+                handled += 1;
+                if forward {
+                    let alert =
+                        Alert::for_rule(&event, rule.id, handling, &rule.team_assignment, now);
+                    match codec::encode_alert(&alert) {
+                        Ok(p) => out.alerts.push(NewEntry::new(p, trace.clone())),
+                        Err(e) => {
+                            out.ack.pop();
+                            out.poison.push((entry.clone(), e.to_string()));
+                            continue;
+                        }
+                    }
+                    rule_alerts += 1;
+                }
+                out.audit.push((
+                    AuditRow {
+                        event_id: event.id.clone(),
+                        event_timestamp: time,
+                        hostname: event.hostname.clone(),
+                        matched_rule_id: Some(rule.id),
+                        handling_decision: handling.to_string(),
+                        forwarded: forward,
+                        raw_message: event.to_json().to_string(),
+                        correlation_id: event.correlation_id.clone(),
+                        team_assignment: rule.team_assignment.clone(),
+                    },
+                    idx,
+                ));
+            }
+            Outcome::Unhandled => {
+                let fingerprint = fingerprint_hash(&event.message);
+                unhandled.push(Unhandled {
+                    event,
+                    idx,
+                    fingerprint,
+                });
+            }
+        }
+    }
+    // Counted once per batch: a labelled lookup per event shows in profiles.
+    let m = metrics();
+    m.alerter_events
+        .with_label_values(&["handled"])
+        .inc_by(handled);
+    m.alerter_events
+        .with_label_values(&["unhandled"])
+        .inc_by(unhandled.len() as u64);
+    m.alerter_alerts
+        .with_label_values(&["rule"])
+        .inc_by(rule_alerts);
+    Evaluated {
+        out,
+        unhandled,
+        entries,
     }
 }
 
