@@ -51,6 +51,31 @@ fn with_database(server_url: &str, db: &str) -> String {
     }
 }
 
+/// (lag, pending) of `group` on the stream `key`, from `XINFO GROUPS` (zeros when the
+/// stream or the group does not exist yet).
+pub async fn group_state(redis_url: &str, key: &str, group: &str) -> anyhow::Result<(u64, u64)> {
+    let mut r = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let v: redis::RedisResult<Vec<std::collections::HashMap<String, redis::Value>>> =
+        redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(key)
+            .query_async(&mut r)
+            .await;
+    let Ok(groups) = v else { return Ok((0, 0)) };
+    let int = |v: Option<&redis::Value>| match v {
+        Some(redis::Value::Int(n)) => (*n).max(0) as u64,
+        _ => 0,
+    };
+    Ok(groups
+        .iter()
+        .find(
+            |g| matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == group.as_bytes()),
+        )
+        .map_or((0, 0), |g| (int(g.get("lag")), int(g.get("pending")))))
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -222,6 +247,11 @@ impl TestEnv {
             },
             other => bail!("unexpected XPENDING reply {other:?}"),
         }
+    }
+
+    /// (lag, pending) of `group` on `{p}:<stream>` (see [`group_state`]).
+    pub async fn group_state(&self, stream: &str, group: &str) -> anyhow::Result<(u64, u64)> {
+        group_state(&self.redis_url, &format!("{}:{stream}", self.prefix), group).await
     }
 
     /// Runs SQL statements (fixtures).

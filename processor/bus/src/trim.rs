@@ -104,6 +104,24 @@ impl Bus {
         Ok(out)
     }
 
+    /// Entries of `stream` that `group` has not acknowledged yet: its lag plus its pending
+    /// entries (0 when the group does not exist yet).
+    pub async fn group_backlog(&self, stream: &str, group: &str) -> Result<u64, BusError> {
+        let Some(g) = self
+            .group_stats(stream)
+            .await?
+            .into_iter()
+            .find(|g| g.name == group)
+        else {
+            return Ok(0);
+        };
+        let lag = match g.lag {
+            Some(l) => l,
+            None => self.len(stream).await?,
+        };
+        Ok(lag + g.pending)
+    }
+
     /// The id below which every group has delivered and acknowledged every entry, or None
     /// when the stream has no groups (nothing is known to be safe to remove).
     pub async fn safe_trim_point(&self, stream: &str) -> Result<Option<String>, BusError> {

@@ -29,7 +29,7 @@ pub struct Metrics {
     pub ingest_latency: Histogram,
     /// Events refused to protect MUTT, by reason (rate_limit, key_rate_limit, lag, low_severity).
     pub ingest_shed: IntCounterVec,
-    /// Alerter reads delayed because the forwarders are behind.
+    /// Times the alerter paused reading because the forwarders were behind.
     pub alerter_backpressure: IntCounter,
     /// 1 while the alerter has stopped reading because the forwarders are behind.
     pub alerter_paused: IntGauge,
@@ -169,7 +169,7 @@ impl Metrics {
             alerter_backpressure: counter(
                 &r,
                 "mutt_alerter_backpressure_total",
-                "Alerter reads delayed because the forwarders are behind.",
+                "Times the alerter paused reading because the forwarders' backlog was over alerter_max_alert_lag.",
             ),
             alerter_paused: gauge(
                 &r,

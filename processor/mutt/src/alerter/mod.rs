@@ -176,6 +176,11 @@ impl Alerter {
         let (tx, mut rx) = mpsc::channel::<Batch>(2);
         let read_task = tokio::spawn(read_loop(
             reader,
+            Backpressure {
+                bus: self.bus.clone(),
+                alerts: alerts.clone(),
+                paused: false,
+            },
             self.hot.clone(),
             self.leases.clone(),
             tx,
@@ -749,11 +754,73 @@ fn evaluate(entries: Vec<StreamEntry>, rules: &RuleSet, limits: &Limits, now: i6
     }
 }
 
+/// The alerters' side of backpressure: while the forwarders' backlog on `{p}:alerts` (lag
+/// plus pending) is over `alerter_max_alert_lag`, no new events are read. They wait in
+/// `{p}:events`, where ingest's admission control sees them and sheds load as configured,
+/// instead of piling up as alerts in Redis while the webhook is down.
+#[derive(Debug)]
+struct Backpressure {
+    bus: Bus,
+    alerts: String,
+    paused: bool,
+}
+
+/// How often a paused alerter looks at the forwarders' backlog again.
+const BACKPRESSURE_POLL: Duration = Duration::from_millis(200);
+
+impl Backpressure {
+    /// Returns when a batch may be read (at once when the cap is off or the forwarders
+    /// keep up), or false when `shutdown` came first. The backlog is measured before every
+    /// read, so the alerts stream overshoots the cap by at most the batches in flight.
+    async fn wait(&mut self, hot: &Hot, shutdown: &CancellationToken) -> bool {
+        loop {
+            let cap = hot.borrow().alerter_max_alert_lag;
+            if cap == 0 {
+                self.set(false, 0, cap);
+                return true;
+            }
+            match self.bus.group_backlog(&self.alerts, FORWARDER_GROUP).await {
+                Ok(backlog) if backlog > cap => {
+                    self.set(true, backlog, cap);
+                    if sleep_or_shutdown(BACKPRESSURE_POLL, shutdown).await {
+                        return false;
+                    }
+                }
+                Ok(backlog) => {
+                    self.set(false, backlog, cap);
+                    return true;
+                }
+                // Not knowing the backlog is no reason to stop: the read itself will fail
+                // and back off if Redis is gone.
+                Err(e) => {
+                    tracing::debug!(error = %e, "measuring the forwarders' backlog");
+                    return true;
+                }
+            }
+        }
+    }
+
+    fn set(&mut self, paused: bool, backlog: u64, cap: u64) {
+        if paused == self.paused {
+            return;
+        }
+        self.paused = paused;
+        metrics().alerter_paused.set(i64::from(paused));
+        if paused {
+            metrics().alerter_backpressure.inc();
+            tracing::info!(backlog, cap, "forwarders behind: reading events paused");
+        } else {
+            tracing::info!(backlog, cap, "forwarders caught up: reading events again");
+        }
+    }
+}
+
 /// Reads batches until `shutdown`, handing them to the processor. Reading runs in its own
 /// task so that a blocking read is never cancelled half-way (its entries would be
 /// delivered to us and then dropped).
 async fn read_loop(
     mut reader: GroupReader,
+    mut backpressure: Backpressure,
     hot: Hot,
     leases: Leases,
     tx: mpsc::Sender<Batch>,
@@ -761,6 +828,9 @@ async fn read_loop(
 ) {
     let mut attempt = 0;
     while !shutdown.is_cancelled() {
+        if !backpressure.wait(&hot, &shutdown).await {
+            return;
+        }
         let count = hot.borrow().alerter_batch as usize;
         match reader.read(count).await {
             Ok(entries) if entries.is_empty() => {}
