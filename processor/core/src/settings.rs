@@ -29,6 +29,8 @@ pub enum LogFormat {
 pub struct IngestSettings {
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// Bytes of request bodies held at once across all requests (503 beyond).
+    pub max_inflight_bytes: usize,
     /// Most events in one request.
     pub max_batch_items: usize,
     /// Per-event limits.
@@ -481,6 +483,11 @@ impl Settings {
                     16 << 20,
                     bounded(1024, 1 << 30),
                 ) as usize,
+                max_inflight_bytes: r.get(
+                    "MUTT_INGEST_MAX_INFLIGHT_BYTES",
+                    64 << 20,
+                    bounded(1024, 1 << 40),
+                ) as usize,
                 max_batch_items: r.get("MUTT_INGEST_MAX_BATCH", 10_000, bounded(1, 1_000_000))
                     as usize,
                 limits: Limits {
@@ -576,6 +583,16 @@ impl Settings {
                     message: format!("the secret is also given by {a}: give it in one place only"),
                 });
             }
+        }
+        // A budget smaller than the largest body would refuse every large body forever.
+        if s.ingest.max_inflight_bytes < s.ingest.max_body_bytes {
+            r.errors.push(SettingError {
+                setting: "MUTT_INGEST_MAX_INFLIGHT_BYTES".into(),
+                message: format!(
+                    "{} is less than MUTT_INGEST_MAX_BODY_BYTES ({}): the largest body could never be read",
+                    s.ingest.max_inflight_bytes, s.ingest.max_body_bytes
+                ),
+            });
         }
         for spec in REGISTRY {
             let env = spec.env();

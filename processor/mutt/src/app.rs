@@ -236,6 +236,7 @@ pub async fn run(
                     stream: bus.names().events(),
                     hot: hot.clone(),
                     lag: lag.clone(),
+                    budget: crate::ingest::body::Budget::new(settings.ingest.max_inflight_bytes),
                 });
                 tasks.spawn(
                     {

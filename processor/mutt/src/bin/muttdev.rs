@@ -160,6 +160,13 @@ async fn main() -> anyhow::Result<()> {
                 r.elapsed.as_secs_f64(),
                 r.rate()
             );
+            if r.shed_requests > 0 {
+                println!(
+                    "refusals (429/503) answered in p50 {:.1} ms, p99 {:.1} ms",
+                    r.shed_percentile(0.5),
+                    r.shed_percentile(0.99)
+                );
+            }
         }
         Command::Sink { listen } => {
             let stop = CancellationToken::new();

@@ -1,6 +1,19 @@
-//! Splitting an ingest body into items: one JSON object, a JSON array, or NDJSON.
+//! Reading and splitting an ingest body: one JSON object, a JSON array, or NDJSON.
+//!
+//! What a body costs must be bounded by its bytes, whatever it holds. So the body is read
+//! into one buffer counted against a budget shared by every request in flight, and split
+//! into items *without* parsing them: each item is a borrowed slice of raw JSON
+//! ([`RawValue`]), counted as it is found, so a body of eight million zeros stops at the
+//! batch limit instead of becoming eight million parsed values. An item is parsed into a
+//! value only after its size has been checked, one at a time, by the caller.
 
-use serde_json::Value;
+use std::sync::Arc;
+
+use axum::body::Body;
+use futures_util::StreamExt;
+use serde::de::{self, Deserializer as _, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The media types ingest accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,16 +45,116 @@ pub fn body_kind(content_type: Option<&str>) -> Option<BodyKind> {
     }
 }
 
-/// One item of a body: a parsed value, or why that item could not be parsed.
-pub type Item = Result<Value, String>;
+/// The bytes of every request body in flight, bounded (`MUTT_INGEST_MAX_INFLIGHT_BYTES`):
+/// past the budget a request is answered 503 at once rather than buffered.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    bytes: Arc<Semaphore>,
+}
 
-/// A parsed body.
+impl Budget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        Self {
+            bytes: Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))),
+        }
+    }
+
+    /// Bytes not in use now.
+    pub fn available(&self) -> usize {
+        self.bytes.available_permits()
+    }
+
+    fn take(&self, n: usize, held: &mut Option<OwnedSemaphorePermit>) -> Result<(), ReadError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let n = u32::try_from(n).map_err(|_| ReadError::Busy)?;
+        let p = self
+            .bytes
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| ReadError::Busy)?;
+        match held {
+            Some(h) => h.merge(p),
+            None => *held = Some(p),
+        }
+        Ok(())
+    }
+}
+
+/// A body read whole, holding its share of the budget until dropped.
 #[derive(Debug)]
-pub enum Parsed {
-    /// One JSON object (or a scalar, which validation refuses with a clear error).
-    Single(Value),
+pub struct ReadBody {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Why a body could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// Over the body limit.
+    TooLarge,
+    /// The budget of bytes in flight is used up: try again shortly.
+    Busy,
+    /// The connection failed or the client stopped sending.
+    Broken(String),
+}
+
+/// Reads `body` (declared to be `declared` bytes long, if it said) up to `limit` bytes,
+/// counting what it holds against `budget`. A declared length reserves its buffer (and its
+/// budget) at once, so that the bytes are copied once; a body without one grows as it
+/// arrives.
+pub async fn read(
+    body: Body,
+    declared: Option<u64>,
+    limit: usize,
+    budget: &Budget,
+) -> Result<ReadBody, ReadError> {
+    let mut held = None;
+    let reserved = match declared {
+        Some(n) if n > limit as u64 => return Err(ReadError::TooLarge),
+        Some(n) => n as usize,
+        None => 0,
+    };
+    budget.take(reserved, &mut held)?;
+    // The buffer's size as counted against the budget.
+    let mut counted = reserved;
+    let mut bytes = Vec::with_capacity(reserved);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ReadError::Broken(e.to_string()))?;
+        let len = bytes.len() + chunk.len();
+        if len > limit {
+            return Err(ReadError::TooLarge);
+        }
+        if len > bytes.capacity() {
+            // Beyond the declared length, or none was declared: the buffer doubles (up to
+            // the limit) and the budget counts what it grew by.
+            let want = len.max(bytes.capacity() * 2).min(limit);
+            budget.take(want.saturating_sub(counted), &mut held)?;
+            counted = counted.max(want);
+            bytes.reserve_exact(want - bytes.len());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(ReadBody {
+        bytes,
+        _budget: held,
+    })
+}
+
+/// One item of a body: its raw JSON, or why that item (an NDJSON line) is not JSON.
+pub type Item<'a> = Result<&'a RawValue, String>;
+
+/// A split body; the items borrow from it.
+#[derive(Debug)]
+pub enum Parsed<'a> {
+    /// One JSON value (an object, or a scalar that validation refuses with a clear error).
+    Single(&'a RawValue),
     /// A batch: the items of an array or the lines of NDJSON.
-    Batch(Vec<Item>),
+    Batch(Vec<Item<'a>>),
 }
 
 /// Why a whole body was refused.
@@ -51,31 +164,41 @@ pub enum BodyError {
     Malformed(String),
     /// An empty array or no NDJSON line.
     Empty,
-    /// More items than allowed.
-    TooMany { count: usize, max: usize },
+    /// More than `max` items.
+    TooMany {
+        /// The limit.
+        max: usize,
+    },
 }
 
-/// Parses `bytes` as `kind`, allowing at most `max_items` items.
-pub fn parse(bytes: &[u8], kind: BodyKind, max_items: usize) -> Result<Parsed, BodyError> {
+/// Splits `bytes` as `kind` into at most `max_items` items, without parsing them.
+pub fn parse(bytes: &[u8], kind: BodyKind, max_items: usize) -> Result<Parsed<'_>, BodyError> {
     match kind {
         BodyKind::Json => {
-            let v: Value =
-                serde_json::from_slice(bytes).map_err(|e| BodyError::Malformed(describe(&e)))?;
-            match v {
-                Value::Array(items) => {
-                    if items.is_empty() {
-                        return Err(BodyError::Empty);
-                    }
-                    if items.len() > max_items {
-                        return Err(BodyError::TooMany {
-                            count: items.len(),
-                            max: max_items,
-                        });
-                    }
-                    Ok(Parsed::Batch(items.into_iter().map(Ok).collect()))
-                }
-                other => Ok(Parsed::Single(other)),
+            let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+            if first != Some(&b'[') {
+                let raw: &RawValue = serde_json::from_slice(bytes)
+                    .map_err(|e| BodyError::Malformed(describe(&e)))?;
+                return Ok(Parsed::Single(raw));
             }
+            let mut items = Vec::new();
+            let mut too_many = false;
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            let split = de.deserialize_seq(Items {
+                max: max_items,
+                items: &mut items,
+                too_many: &mut too_many,
+            });
+            if too_many {
+                return Err(BodyError::TooMany { max: max_items });
+            }
+            split
+                .and_then(|()| de.end())
+                .map_err(|e| BodyError::Malformed(describe(&e)))?;
+            if items.is_empty() {
+                return Err(BodyError::Empty);
+            }
+            Ok(Parsed::Batch(items.into_iter().map(Ok).collect()))
         }
         BodyKind::Ndjson => {
             let mut items = Vec::new();
@@ -85,24 +208,41 @@ pub fn parse(bytes: &[u8], kind: BodyKind, max_items: usize) -> Result<Parsed, B
                     continue;
                 }
                 if items.len() == max_items {
-                    let count = max_items
-                        + 1
-                        + bytes
-                            .split(|&b| b == b'\n')
-                            .count()
-                            .saturating_sub(items.len() + 1);
-                    return Err(BodyError::TooMany {
-                        count,
-                        max: max_items,
-                    });
+                    return Err(BodyError::TooMany { max: max_items });
                 }
-                items.push(serde_json::from_slice::<Value>(line).map_err(|e| describe(&e)));
+                items.push(serde_json::from_slice::<&RawValue>(line).map_err(|e| describe(&e)));
             }
             if items.is_empty() {
                 return Err(BodyError::Empty);
             }
             Ok(Parsed::Batch(items))
         }
+    }
+}
+
+/// Collects the raw items of a JSON array, stopping past `max`.
+struct Items<'a, 'de> {
+    max: usize,
+    items: &'a mut Vec<&'de RawValue>,
+    too_many: &'a mut bool,
+}
+
+impl<'de> Visitor<'de> for Items<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of events")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            if self.items.len() == self.max {
+                *self.too_many = true;
+                return Err(de::Error::custom("too many items"));
+            }
+            self.items.push(raw);
+        }
+        Ok(())
     }
 }
 
@@ -132,45 +272,116 @@ mod tests {
         assert_eq!(body_kind(None), None);
     }
 
+    fn texts(p: Parsed<'_>) -> Vec<Result<String, String>> {
+        match p {
+            Parsed::Single(r) => vec![Ok(r.get().to_string())],
+            Parsed::Batch(v) => v
+                .into_iter()
+                .map(|i| i.map(|r| r.get().to_string()))
+                .collect(),
+        }
+    }
+
     #[test]
     fn shapes() {
         assert!(matches!(
             parse(b"{\"a\":1}", BodyKind::Json, 10),
             Ok(Parsed::Single(_))
         ));
-        assert!(
-            matches!(parse(b"[{},{}]", BodyKind::Json, 10), Ok(Parsed::Batch(v)) if v.len() == 2)
+        assert_eq!(
+            texts(parse(b" [ {\"a\": 1} , 2 ] ", BodyKind::Json, 10).unwrap()),
+            vec![Ok("{\"a\": 1}".to_string()), Ok("2".to_string())]
         );
         assert_eq!(
             parse(b"[]", BodyKind::Json, 10).unwrap_err(),
             BodyError::Empty
         );
-        assert!(matches!(
-            parse(b"[1,2,3]", BodyKind::Json, 2),
-            Err(BodyError::TooMany { count: 3, max: 2 })
-        ));
+        assert_eq!(
+            parse(b"[1,2,3]", BodyKind::Json, 2).unwrap_err(),
+            BodyError::TooMany { max: 2 }
+        );
         assert!(matches!(
             parse(b"{\"a\":", BodyKind::Json, 10),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(b"[{}] x", BodyKind::Json, 10),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(b"[{},", BodyKind::Json, 10),
             Err(BodyError::Malformed(_))
         ));
         assert!(matches!(
             parse(b"\"\xff\"", BodyKind::Json, 10),
             Err(BodyError::Malformed(_))
         ));
-        match parse(b"{\"a\":1}\r\n\n{bad\n{\"b\":2}\n", BodyKind::Ndjson, 10).unwrap() {
-            Parsed::Batch(v) => {
-                assert_eq!(v.len(), 3);
-                assert!(v[0].is_ok() && v[1].is_err() && v[2].is_ok());
-            }
-            p => panic!("{p:?}"),
-        }
+        let lines =
+            texts(parse(b"{\"a\":1}\r\n\n{bad\n{\"b\":2}\n", BodyKind::Ndjson, 10).unwrap());
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].is_ok() && lines[1].is_err() && lines[2].is_ok());
         assert_eq!(
             parse(b"\n \n", BodyKind::Ndjson, 10).unwrap_err(),
             BodyError::Empty
         );
-        assert!(matches!(
-            parse(b"{}\n{}\n{}\n", BodyKind::Ndjson, 2),
-            Err(BodyError::TooMany { .. })
-        ));
+        assert_eq!(
+            parse(b"{}\n{}\n{}\n", BodyKind::Ndjson, 2).unwrap_err(),
+            BodyError::TooMany { max: 2 }
+        );
+    }
+
+    /// Eight million zeros stop at the item limit: splitting never holds more than the
+    /// limit's worth of item references, whatever the body's length.
+    #[test]
+    fn a_huge_array_stops_at_the_limit() {
+        let mut body = b"[0".to_vec();
+        body.extend(std::iter::repeat_n(b",0".as_slice(), 8_000_000).flatten());
+        body.push(b']');
+        assert_eq!(
+            parse(&body, BodyKind::Json, 10_000).unwrap_err(),
+            BodyError::TooMany { max: 10_000 }
+        );
+    }
+
+    #[tokio::test]
+    async fn reading_counts_against_the_budget() {
+        let budget = Budget::new(100);
+        let held = read(Body::from(vec![b'x'; 60]), Some(60), 1000, &budget)
+            .await
+            .unwrap();
+        assert_eq!(held.bytes.len(), 60);
+        assert_eq!(budget.available(), 40);
+        // Declared, and also without a declared length: both over what is left.
+        assert_eq!(
+            read(Body::from(vec![b'y'; 50]), Some(50), 1000, &budget)
+                .await
+                .unwrap_err(),
+            ReadError::Busy
+        );
+        assert_eq!(
+            read(Body::from(vec![b'y'; 50]), None, 1000, &budget)
+                .await
+                .unwrap_err(),
+            ReadError::Busy
+        );
+        assert_eq!(
+            budget.available(),
+            40,
+            "a refused read gives its share back"
+        );
+        drop(held);
+        assert_eq!(budget.available(), 100);
+        assert_eq!(
+            read(Body::from(vec![b'z'; 20]), None, 10, &budget)
+                .await
+                .unwrap_err(),
+            ReadError::TooLarge
+        );
+        assert_eq!(
+            read(Body::from(vec![b'z'; 20]), Some(20), 10, &budget)
+                .await
+                .unwrap_err(),
+            ReadError::TooLarge
+        );
     }
 }

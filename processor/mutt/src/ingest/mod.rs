@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -28,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
-use self::body::{BodyError, BodyKind, Parsed, body_kind};
+use self::body::{BodyError, BodyKind, Budget, Parsed, ReadBody, ReadError, body_kind};
 use crate::auth::{Caller, KeyRing, Scope};
 use crate::http::{ApiError, CorrelationId, correlation, json_errors, presented_key};
 
@@ -58,6 +57,8 @@ pub struct IngestState {
     pub hot: crate::worker::Hot,
     /// Events not yet delivered to the alerters, as last measured.
     pub lag: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The bytes of the request bodies in flight (`MUTT_INGEST_MAX_INFLIGHT_BYTES`).
+    pub budget: Budget,
 }
 
 /// Measures the alerters' lag every 200 ms until `shutdown`, for admission control.
@@ -183,7 +184,6 @@ pub fn app(state: Arc<IngestState>) -> Router {
         .route("/api/v2/ingest", post(ingest_v2))
         .route("/api/v1/ingest", post(ingest_v1))
         .route("/ingest", post(ingest_v1))
-        .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(limit, declared_length))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -293,14 +293,26 @@ fn check_key(state: &IngestState, headers: &HeaderMap, cid: &str) -> Result<Call
     }
 }
 
-fn read_body(
-    body: Result<Bytes, BytesRejection>,
-    limit: usize,
+/// Seconds a client should wait when the bytes in flight are over the budget.
+const RETRY_AFTER_BUSY: u64 = 1;
+
+/// Reads the body, after the caller checked the key and admission: a refused request
+/// costs no more than its headers.
+async fn read_body(
+    state: &IngestState,
+    headers: &HeaderMap,
+    body: Body,
     cid: &str,
-) -> Result<Bytes, Refused> {
-    body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            refuse(
+) -> Result<ReadBody, Refused> {
+    let limit = state.settings.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    body::read(body, declared, limit, &state.budget)
+        .await
+        .map_err(|e| match e {
+            ReadError::TooLarge => refuse(
                 "too_large",
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -308,18 +320,44 @@ fn read_body(
                     format!("the body exceeds {limit} bytes; send smaller batches"),
                     cid,
                 ),
-            )
-        } else {
-            refuse(
-                "json",
+            ),
+            ReadError::Busy => refuse(
+                "busy",
                 ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "unreadable_body",
-                    r.body_text(),
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "ingest holds as many request bytes as it may (MUTT_INGEST_MAX_INFLIGHT_BYTES); retry shortly",
                     cid,
-                ),
-            )
-        }
+                )
+                .retry_after(RETRY_AFTER_BUSY),
+            ),
+            ReadError::Broken(m) => refuse(
+                "json",
+                ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", m, cid),
+            ),
+        })
+}
+
+/// Parses one raw item into a JSON value, refusing it unread when it is larger than any
+/// event can be (twice the encoded-event limit leaves room for JSON's spaces and escapes).
+fn item_value(
+    raw: &serde_json::value::RawValue,
+    state: &IngestState,
+) -> Result<Value, ValidationError> {
+    let max = state.settings.limits.max_event_bytes.saturating_mul(2);
+    let text = raw.get();
+    if text.len() > max {
+        return Err(ValidationError::new(
+            "event",
+            "too_large",
+            format!(
+                "the event's JSON takes {} bytes; the limit is {max}",
+                text.len()
+            ),
+        ));
+    }
+    serde_json::from_str(text).map_err(|e| {
+        ValidationError::new("event", "malformed_json", format!("not valid JSON: {e}"))
     })
 }
 
@@ -400,7 +438,7 @@ async fn ingest_v2(
     State(state): State<Arc<IngestState>>,
     Extension(CorrelationId(cid)): Extension<CorrelationId>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let timer = metrics().ingest_latency.start_timer();
     let span = request_span("POST /api/v2/ingest", &cid, &headers);
@@ -432,7 +470,7 @@ async fn handle_v2(
     state: &IngestState,
     cid: &str,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
     span: &tracing::Span,
 ) -> Result<Response, Refused> {
     let caller = check_key(state, headers, cid)?;
@@ -455,9 +493,9 @@ async fn handle_v2(
             ),
         ));
     };
-    let bytes = read_body(body, state.settings.max_body_bytes, cid)?;
+    let read = read_body(state, headers, body, cid).await?;
     let parsed =
-        body::parse(&bytes, kind, state.settings.max_batch_items).map_err(|e| match e {
+        body::parse(&read.bytes, kind, state.settings.max_batch_items).map_err(|e| match e {
             BodyError::Malformed(m) => refuse(
                 "json",
                 ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", m, cid),
@@ -471,12 +509,12 @@ async fn handle_v2(
                     cid,
                 ),
             ),
-            BodyError::TooMany { count, max } => refuse(
+            BodyError::TooMany { max } => refuse(
                 "too_large",
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_many_events",
-                    format!("{count} events in one request; at most {max} are accepted"),
+                    format!("more than {max} events in one request; at most {max} are accepted"),
                     cid,
                 ),
             ),
@@ -486,7 +524,7 @@ async fn handle_v2(
     let trace = otel::carrier_of(span, &trace_context(headers));
     // One object is a batch of one; only the answer's shape differs.
     let (single, items) = match parsed {
-        Parsed::Single(item) => (true, vec![Ok(item)]),
+        Parsed::Single(raw) => (true, vec![Ok(raw)]),
         Parsed::Batch(items) => (false, items),
     };
     let total = items.len();
@@ -499,6 +537,7 @@ async fn handle_v2(
     for (i, item) in items.into_iter().enumerate() {
         let r = item
             .map_err(|m| ValidationError::new("event", "malformed_json", m))
+            .and_then(|raw| item_value(raw, state))
             .and_then(|v| prepare(state, v, cid, now, &trace));
         match r {
             // Behind: informational and debug events go first; critical ones never do.
@@ -619,7 +658,7 @@ async fn ingest_v1(
     State(state): State<Arc<IngestState>>,
     Extension(CorrelationId(cid)): Extension<CorrelationId>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let timer = metrics().ingest_latency.start_timer();
     let span = request_span("POST /api/v1/ingest", &cid, &headers);
@@ -638,12 +677,11 @@ async fn handle_v1(
     state: &IngestState,
     cid: &str,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
     span: &tracing::Span,
 ) -> Result<Response, Refused> {
     let caller = check_key(state, headers, cid)?;
     admit(state, cid)?;
-    let bytes = read_body(body, state.settings.max_body_bytes, cid)?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -656,7 +694,17 @@ async fn handle_v1(
             cid,
         ));
     }
-    let item = match serde_json::from_slice::<Value>(&bytes) {
+    let read = read_body(state, headers, body, cid).await?;
+    let raw = serde_json::from_slice::<&serde_json::value::RawValue>(&read.bytes).map_err(|e| {
+        v1_error(
+            "json",
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+            format!("not valid JSON: {e}"),
+            cid,
+        )
+    })?;
+    let item = match item_value(raw, state) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => {
             return Err(v1_error(
@@ -669,10 +717,10 @@ async fn handle_v1(
         }
         Err(e) => {
             return Err(v1_error(
-                "json",
+                "validation",
                 StatusCode::BAD_REQUEST,
-                "malformed_body",
-                format!("not valid JSON: {e}"),
+                "invalid_event",
+                e.to_string(),
                 cid,
             ));
         }

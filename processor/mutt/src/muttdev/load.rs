@@ -38,6 +38,9 @@ pub struct LoadReport {
     pub failed: u64,
     /// Requests answered 429 or 503.
     pub shed_requests: u64,
+    /// How long each 429/503 answer took, in ms, sorted: refusing must stay cheap however
+    /// hard clients push (a figure for benchmarks, not an assertion of the tests).
+    pub shed_ms: Vec<f64>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -46,6 +49,15 @@ impl LoadReport {
     /// Accepted events per second.
     pub fn rate(&self) -> f64 {
         self.accepted as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The `p`-th fraction (0–1) of the refusal times, in ms (0 without refusals).
+    pub fn shed_percentile(&self, p: f64) -> f64 {
+        let n = self.shed_ms.len();
+        if n == 0 {
+            return 0.0;
+        }
+        self.shed_ms[((n as f64 * p) as usize).min(n - 1)]
     }
 }
 
@@ -108,6 +120,7 @@ pub async fn send(plan: &LoadPlan, prepared: &Prepared) -> anyhow::Result<LoadRe
     let rejected = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let shed = Arc::new(AtomicU64::new(0));
+    let shed_ms = Arc::new(std::sync::Mutex::new(Vec::new()));
     let url = format!("{}/api/v2/ingest", plan.url.trim_end_matches('/'));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -119,11 +132,12 @@ pub async fn send(plan: &LoadPlan, prepared: &Prepared) -> anyhow::Result<LoadRe
             url.clone(),
             plan.api_key.clone(),
         );
-        let (accepted, rejected, failed, shed, sizes) = (
+        let (accepted, rejected, failed, shed, shed_ms, sizes) = (
             accepted.clone(),
             rejected.clone(),
             failed.clone(),
             shed.clone(),
+            shed_ms.clone(),
             sizes.clone(),
         );
         let rate = plan.rate;
@@ -139,6 +153,7 @@ pub async fn send(plan: &LoadPlan, prepared: &Prepared) -> anyhow::Result<LoadRe
                     let due = start + Duration::from_secs_f64(i as f64 * batch / r);
                     tokio::time::sleep_until(due).await;
                 }
+                let sent = Instant::now();
                 let resp = client
                     .post(&url)
                     .header("content-type", "application/json")
@@ -153,6 +168,10 @@ pub async fn send(plan: &LoadPlan, prepared: &Prepared) -> anyhow::Result<LoadRe
                         rejected.fetch_add(v["rejected"].as_u64().unwrap_or(0), Ordering::Relaxed);
                     }
                     Ok(r) if matches!(r.status().as_u16(), 429 | 503) => {
+                        let ms = sent.elapsed().as_secs_f64() * 1000.0;
+                        if let Ok(mut v) = shed_ms.lock() {
+                            v.push(ms);
+                        }
                         shed.fetch_add(1, Ordering::Relaxed);
                         failed.fetch_add(sizes[i], Ordering::Relaxed);
                     }
@@ -169,7 +188,13 @@ pub async fn send(plan: &LoadPlan, prepared: &Prepared) -> anyhow::Result<LoadRe
     for t in tasks {
         t.await?;
     }
+    let mut shed_ms = match shed_ms.lock() {
+        Ok(v) => v.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    shed_ms.sort_by(f64::total_cmp);
     Ok(LoadReport {
+        shed_ms,
         accepted: accepted.load(Ordering::Relaxed),
         rejected: rejected.load(Ordering::Relaxed),
         failed: failed.load(Ordering::Relaxed),
