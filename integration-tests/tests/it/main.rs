@@ -9,6 +9,7 @@ mod faults;
 mod hold;
 mod overload;
 mod pipeline;
+mod replay;
 mod secrets;
 mod semantics;
 mod shutdown;

@@ -50,6 +50,21 @@ pub struct DeadLetter<'a> {
     pub last_failure_ms: i64,
 }
 
+/// Moves one dead letter back: appends its fields to the source stream and deletes it from
+/// the DLQ, only if it is still in the DLQ. The append comes before the delete, and Redis
+/// runs a script to its end or stops at the first error, so a failed append leaves the
+/// letter where it was.
+static REPLAY: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
+local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+redis.call('XDEL', KEYS[1], ARGV[1])
+return id
+",
+    )
+});
+
 /// Longest error text stored with a dead letter.
 const MAX_ERROR_BYTES: usize = 1024;
 
@@ -301,8 +316,11 @@ impl Bus {
     }
 
     /// Appends dead letters back to their source streams (original fields, trace context
-    /// kept, `replays` counted) and removes them from the DLQ, each in one transaction.
-    /// Returns the ids replayed; letters without a known source are skipped.
+    /// kept, `replays` counted) and removes them from the DLQ. Each letter moves in one
+    /// script that appends only if the letter is still there, so two replays racing (an
+    /// operator's and the automatic one, or two operators') deliver it once, and a purge
+    /// that won the race is never undone. Returns the ids replayed; letters without a
+    /// known source, and letters already gone, are skipped.
     pub async fn dlq_replay(
         &self,
         group: &str,
@@ -325,21 +343,19 @@ impl Bus {
                 .and_then(|r| r.parse::<u64>().ok())
                 .unwrap_or(0)
                 + 1;
-            let mut xadd = redis::cmd("XADD");
-            xadd.arg(source).arg("*");
+            let mut inv = REPLAY.prepare_invoke();
+            inv.key(&dlq).key(source).arg(&l.id);
             for (k, v) in original_fields(l) {
-                xadd.arg(k).arg(v);
+                inv.arg(k).arg(v);
             }
-            xadd.arg(REPLAYS).arg(replays);
+            inv.arg(REPLAYS).arg(replays);
             if let Some(by) = replayed_by {
-                xadd.arg(REPLAYED_BY).arg(by);
+                inv.arg(REPLAYED_BY).arg(by);
             }
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            pipe.add_command(xadd).ignore();
-            pipe.cmd("XDEL").arg(&dlq).arg(&l.id).ignore();
-            let () = pipe.query_async(&mut self.conn()).await?;
-            done.push(l.id.clone());
+            let appended: Option<String> = inv.invoke_async(&mut self.conn()).await?;
+            if appended.is_some() {
+                done.push(l.id.clone());
+            }
         }
         Ok(done)
     }
