@@ -7,6 +7,7 @@ mod control;
 mod docs;
 mod faults;
 mod hold;
+mod idempotency;
 mod overload;
 mod pipeline;
 mod replay;

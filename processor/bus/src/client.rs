@@ -165,23 +165,33 @@ impl Bus {
         }
     }
 
-    /// Acknowledges `ids` of `group` on `stream`; returns how many were pending.
+    /// Acknowledges `ids` of `group` on `stream` and forgets their recorded failures;
+    /// returns how many were pending.
     pub async fn ack(&self, stream: &str, group: &str, ids: &[String]) -> Result<u64, BusError> {
         if ids.is_empty() {
             return Ok(0);
         }
-        let n: u64 = redis::cmd("XACK")
+        // Failures are cleared whoever records them: an entry that failed on one replica
+        // and was delivered by another must not stay in the registry.
+        let (n,): (u64,) = redis::pipe()
+            .atomic()
+            .cmd("XACK")
             .arg(stream)
             .arg(group)
             .arg(ids)
+            .cmd("HDEL")
+            .arg(self.names.failures(group))
+            .arg(ids)
+            .ignore()
             .query_async(&mut self.conn())
             .await?;
         Ok(n)
     }
 
-    /// In one transaction: appends `entries` to `to` and acknowledges `ids` of `group` on
-    /// `from`. Either both happen or neither, so a crash can neither lose the new entries
-    /// nor duplicate them on redelivery.
+    /// Appends `entries` to `to`, then acknowledges `ids` of `group` on `from` (forgetting
+    /// their recorded failures), in one script: the acknowledgement happens only if every
+    /// append did, so a crash or a refused append can neither lose the new entries nor
+    /// duplicate them on redelivery.
     pub async fn ack_and_append(
         &self,
         from: &str,
@@ -193,19 +203,75 @@ impl Bus {
         if entries.is_empty() {
             return self.ack(from, group, ids).await.map(|_| ());
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            crate::scripts::script(
+                r"
+local nids = tonumber(ARGV[2])
+local a = 3 + nids
+append_entries(KEYS[2], tonumber(ARGV[a]), a + 1)
+chunked('XACK', KEYS[1], ARGV[1], 3, 2 + nids)
+chunked('HDEL', KEYS[3], nil, 3, 2 + nids)
+return nids
+",
+            )
+        });
+        let mut inv = SCRIPT.prepare_invoke();
+        inv.key(from)
+            .key(to)
+            .key(self.names.failures(group))
+            .arg(group)
+            .arg(ids.len())
+            .arg(ids)
+            .arg(entries.len());
         for e in entries {
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(to).arg("*");
-            e.write_fields(&mut cmd);
-            pipe.add_command(cmd).ignore();
+            e.push_args(&mut inv);
         }
-        if !ids.is_empty() {
-            pipe.cmd("XACK").arg(from).arg(group).arg(ids).ignore();
-        }
-        let () = pipe.query_async(&mut self.conn()).await?;
+        let _: i64 = inv.invoke_async(&mut self.conn()).await?;
         Ok(())
+    }
+
+    /// Appends `entries` to `stream` unless a request with the same `request` key was
+    /// appended within `window`: then nothing is appended and `None` is returned (the
+    /// client resent a request whose answer it did not get). Checking, appending and
+    /// remembering the key are one script, so a resend can never append twice.
+    pub async fn append_once(
+        &self,
+        stream: &str,
+        request: &str,
+        window: Duration,
+        entries: &[NewEntry],
+    ) -> Result<Option<Vec<String>>, BusError> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            crate::scripts::script(
+                r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return false end
+local ids = append_entries(KEYS[1], tonumber(ARGV[3]), 4)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+return ids
+",
+            )
+        });
+        let mut inv = SCRIPT.prepare_invoke();
+        inv.key(stream)
+            .key(self.names.idempotency())
+            .arg(request)
+            .arg(window.as_millis().max(1) as u64)
+            .arg(entries.len());
+        for e in entries {
+            e.push_args(&mut inv);
+        }
+        match inv.invoke_async(&mut self.conn()).await {
+            Ok(ids) => Ok(ids),
+            // As in `append`; here a second attempt is safe whatever the first did.
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                tracing::debug!(error = %e, "append once: connection dropped; retrying once");
+                Ok(inv.invoke_async(&mut self.conn()).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads entries by id (ids no longer in the stream are skipped).

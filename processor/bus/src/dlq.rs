@@ -4,6 +4,8 @@
 //! from and why it failed. The move appends to `{p}:dlq:<group>` and acknowledges the
 //! source entry in one transaction, so an entry is always in exactly one of the two.
 
+use std::sync::LazyLock;
+
 use crate::client::Bus;
 use crate::entry::{PAYLOAD, StreamEntry, TRACEPARENT, TRACESTATE};
 use crate::error::BusError;
@@ -54,7 +56,7 @@ pub struct DeadLetter<'a> {
 /// the DLQ, only if it is still in the DLQ. The append comes before the delete, and Redis
 /// runs a script to its end or stops at the first error, so a failed append leaves the
 /// letter where it was.
-static REPLAY: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+static REPLAY: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
 if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
@@ -79,62 +81,88 @@ fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Provenance fields, written after the original fields (overriding any same-named one,
+/// so a replayed dead letter that fails again carries fresh provenance).
+const PROVENANCE: [&str; 8] = [
+    SOURCE_STREAM,
+    SOURCE_ID,
+    GROUP,
+    CONSUMER,
+    DELIVERY_COUNT,
+    LAST_ERROR,
+    FIRST_FAILURE_MS,
+    LAST_FAILURE_MS,
+];
+
+/// Moves dead letters of one source stream and group: per letter, appends it to the DLQ,
+/// then acknowledges it and forgets its failure. A refused append stops the script before
+/// that letter's acknowledgement, so an entry is always in exactly one of the two streams.
+static MOVE: LazyLock<redis::Script> = LazyLock::new(|| {
+    crate::scripts::script(
+        r"
+local a = 3
+for i = 1, tonumber(ARGV[2]) do
+  local id = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  redis.call('XADD', KEYS[1], '*', unpack(ARGV, a + 2, a + 1 + n))
+  redis.call('XACK', KEYS[2], ARGV[1], id)
+  redis.call('HDEL', KEYS[3], id)
+  a = a + 2 + n
+end
+return 0
+",
+    )
+});
+
 impl Bus {
-    /// Moves entries to `{p}:dlq:<group>` and acknowledges them, atomically.
+    /// Moves entries to `{p}:dlq:<group>` and acknowledges them, each atomically (see
+    /// [`MOVE`]).
     pub async fn move_to_dlq(&self, letters: &[DeadLetter<'_>]) -> Result<(), BusError> {
-        if letters.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for l in letters {
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(self.names().dlq(l.group)).arg("*");
-            // The original fields first, then provenance (overriding any same-named field,
-            // so a replayed dead letter that fails again carries fresh provenance).
-            let provenance = [
-                SOURCE_STREAM,
-                SOURCE_ID,
-                GROUP,
-                CONSUMER,
-                DELIVERY_COUNT,
-                LAST_ERROR,
-                FIRST_FAILURE_MS,
-                LAST_FAILURE_MS,
-            ];
-            for (k, v) in &l.entry.fields {
-                if !provenance.contains(&k.as_str()) {
-                    cmd.arg(k).arg(v);
+        // One script call per source stream and group, in the order given.
+        let mut rest: Vec<&DeadLetter<'_>> = letters.iter().collect();
+        while let Some(first) = rest.first() {
+            let (source, group) = (first.source_stream, first.group);
+            let (batch, others): (Vec<_>, Vec<_>) = rest
+                .into_iter()
+                .partition(|l| l.source_stream == source && l.group == group);
+            rest = others;
+            let mut inv = MOVE.prepare_invoke();
+            inv.key(self.names().dlq(group))
+                .key(source)
+                .key(self.names().failures(group))
+                .arg(group)
+                .arg(batch.len());
+            for l in batch {
+                let original: Vec<&(String, Vec<u8>)> = l
+                    .entry
+                    .fields
+                    .iter()
+                    .filter(|(k, _)| !PROVENANCE.contains(&k.as_str()))
+                    .collect();
+                inv.arg(&l.entry.id)
+                    .arg(2 * (original.len() + PROVENANCE.len()));
+                for (k, v) in original {
+                    inv.arg(k).arg(v);
                 }
+                inv.arg(SOURCE_STREAM)
+                    .arg(l.source_stream)
+                    .arg(SOURCE_ID)
+                    .arg(&l.entry.id)
+                    .arg(GROUP)
+                    .arg(l.group)
+                    .arg(CONSUMER)
+                    .arg(l.consumer)
+                    .arg(DELIVERY_COUNT)
+                    .arg(l.delivery_count)
+                    .arg(LAST_ERROR)
+                    .arg(cut(l.last_error, MAX_ERROR_BYTES))
+                    .arg(FIRST_FAILURE_MS)
+                    .arg(l.first_failure_ms)
+                    .arg(LAST_FAILURE_MS)
+                    .arg(l.last_failure_ms);
             }
-            cmd.arg(SOURCE_STREAM)
-                .arg(l.source_stream)
-                .arg(SOURCE_ID)
-                .arg(&l.entry.id)
-                .arg(GROUP)
-                .arg(l.group)
-                .arg(CONSUMER)
-                .arg(l.consumer)
-                .arg(DELIVERY_COUNT)
-                .arg(l.delivery_count)
-                .arg(LAST_ERROR)
-                .arg(cut(l.last_error, MAX_ERROR_BYTES))
-                .arg(FIRST_FAILURE_MS)
-                .arg(l.first_failure_ms)
-                .arg(LAST_FAILURE_MS)
-                .arg(l.last_failure_ms);
-            pipe.add_command(cmd).ignore();
-            pipe.cmd("XACK")
-                .arg(l.source_stream)
-                .arg(l.group)
-                .arg(&l.entry.id)
-                .ignore();
-            pipe.cmd("HDEL")
-                .arg(failures_key(self, l.group))
-                .arg(&l.entry.id)
-                .ignore();
+            let _: i64 = inv.invoke_async(&mut self.conn()).await?;
         }
-        let () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
     }
 }
@@ -156,12 +184,10 @@ pub fn replays(entry: &StreamEntry) -> u64 {
         .unwrap_or(0)
 }
 
-/// The failure registry: the last error of entries that failed, kept per group until the
-/// entry is acknowledged or dead-lettered, so that whoever moves an entry to the DLQ (its
-/// consumer, or another one reclaiming it after a crash) records why.
-fn failures_key(bus: &Bus, group: &str) -> String {
-    format!("{}:failures:{group}", bus.names().prefix())
-}
+// The failure registry (`{p}:failures:<group>`): the last error of entries that failed,
+// kept per group until the entry is acknowledged or dead-lettered (both clear it), so that
+// whoever moves an entry to the DLQ (its consumer, or another one reclaiming it after a
+// crash) records why.
 
 /// A recorded failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +215,7 @@ impl Bus {
         if ids.is_empty() {
             return Ok(());
         }
-        let key = failures_key(self, group);
+        let key = self.names().failures(group);
         let previous: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(&key)
             .arg(ids)
@@ -223,7 +249,7 @@ impl Bus {
             return Ok(Vec::new());
         }
         let raw: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(failures_key(self, group))
+            .arg(self.names().failures(group))
             .arg(ids)
             .query_async(&mut self.conn())
             .await?;
@@ -239,19 +265,6 @@ impl Bus {
                 })
             })
             .collect())
-    }
-
-    /// Forgets the failures of entries (they were acknowledged).
-    pub async fn clear_failures(&self, group: &str, ids: &[String]) -> Result<(), BusError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let _: i64 = redis::cmd("HDEL")
-            .arg(failures_key(self, group))
-            .arg(ids)
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(())
     }
 }
 

@@ -34,6 +34,21 @@ impl NewEntry {
         Self { payload, trace }
     }
 
+    /// The entry as script arguments: the number of field and value arguments, then them
+    /// (see `append_entries` in the `scripts` module).
+    pub(crate) fn push_args(&self, inv: &mut redis::ScriptInvocation<'_>) {
+        let n = 2
+            + 2 * usize::from(self.trace.traceparent.is_some())
+            + 2 * usize::from(self.trace.tracestate.is_some());
+        inv.arg(n).arg(PAYLOAD).arg(&self.payload);
+        if let Some(tp) = &self.trace.traceparent {
+            inv.arg(TRACEPARENT).arg(tp);
+        }
+        if let Some(ts) = &self.trace.tracestate {
+            inv.arg(TRACESTATE).arg(ts);
+        }
+    }
+
     pub(crate) fn write_fields(&self, cmd: &mut redis::Cmd) {
         cmd.arg(PAYLOAD).arg(&self.payload);
         if let Some(tp) = &self.trace.traceparent {

@@ -20,6 +20,7 @@
 //! - [`auth`]: credentials that change while connections live (password rotation).
 //! - [`secrets`]: the secret store of rotations and the Redis ACL steps of one.
 //! - [`error`]: [`BusError`](error::BusError) and whether it is worth retrying.
+//! - `scripts`: the Lua shared by the scripts that write before they acknowledge.
 
 #![forbid(unsafe_code)]
 
@@ -33,6 +34,7 @@ pub mod entry;
 pub mod error;
 pub mod guard;
 pub mod names;
+mod scripts;
 pub mod secrets;
 pub mod trim;
 pub mod unhandled;

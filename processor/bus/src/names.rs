@@ -41,6 +41,18 @@ impl Names {
         format!("{}:dlq:{group}", self.prefix)
     }
 
+    /// `{p}:failures:<group>`: the last error of the group's entries that failed, until
+    /// they are acknowledged or dead-lettered.
+    pub fn failures(&self, group: &str) -> String {
+        format!("{}:failures:{group}", self.prefix)
+    }
+
+    /// `{p}:ingest:idempotency`: the requests ingest appended under an `Idempotency-Key`,
+    /// each until its window ends.
+    pub fn idempotency(&self) -> String {
+        format!("{}:ingest:idempotency", self.prefix)
+    }
+
     /// `{p}:control`, the pub/sub channel of the control plane.
     pub fn control(&self) -> String {
         format!("{}:control", self.prefix)

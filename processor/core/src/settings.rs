@@ -31,6 +31,9 @@ pub struct IngestSettings {
     pub max_body_bytes: usize,
     /// Bytes of request bodies held at once across all requests (503 beyond).
     pub max_inflight_bytes: usize,
+    /// How long a request sent with an `Idempotency-Key` is remembered: a resend within
+    /// it is not appended again.
+    pub idempotency_window: Duration,
     /// Most events in one request.
     pub max_batch_items: usize,
     /// Per-event limits.
@@ -488,6 +491,11 @@ impl Settings {
                     64 << 20,
                     bounded(1024, 1 << 40),
                 ) as usize,
+                idempotency_window: r.get(
+                    "MUTT_INGEST_IDEMPOTENCY_WINDOW",
+                    Duration::from_secs(3600),
+                    positive_duration,
+                ),
                 max_batch_items: r.get("MUTT_INGEST_MAX_BATCH", 10_000, bounded(1, 1_000_000))
                     as usize,
                 limits: Limits {

@@ -23,7 +23,8 @@ pub struct Metrics {
     registry: Registry,
     /// Ingest requests by outcome: `status` success|fail, `reason` why it failed.
     pub ingest_requests: IntCounterVec,
-    /// Events by ingest result: accepted|rejected.
+    /// Events by ingest result: accepted|rejected|replayed (a resend with an
+    /// `Idempotency-Key` already appended, not appended again).
     pub ingest_events: IntCounterVec,
     /// Time to answer an ingest request.
     pub ingest_latency: Histogram,
@@ -383,7 +384,7 @@ impl Metrics {
         for reason in ["rate_limit", "key_rate_limit", "lag", "low_severity"] {
             m.ingest_shed.with_label_values(&[reason]);
         }
-        for result in ["accepted", "rejected"] {
+        for result in ["accepted", "rejected", "replayed"] {
             m.ingest_events.with_label_values(&[result]);
         }
         m

@@ -352,3 +352,115 @@ async fn the_rate_limit_is_shared_and_bursts_are_bounded() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+/// Pending entries of `group` on `stream`.
+async fn pending(bus: &Bus, stream: &str, group: &str) -> anyhow::Result<i64> {
+    let mut r = raw(bus).await?;
+    let v: (i64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .query_async(&mut r)
+        .await?;
+    Ok(v.0)
+}
+
+/// An append that Redis refuses at run time must not let the acknowledgement commit. In a
+/// MULTI/EXEC transaction a failing XADD does not stop the XACK after it, so the events
+/// were acknowledged and their alerts lost; the script stops at the error instead.
+#[tokio::test]
+async fn a_refused_append_leaves_the_entries_pending() -> anyhow::Result<()> {
+    let bus = bus().await?;
+    let (events, alerts) = (bus.names().events(), bus.names().alerts());
+    bus.ensure_group(&events, "alerter").await?;
+    bus.append(&events, &[entry("a"), entry("b")]).await?;
+    let mut r = bus
+        .reader(&events, "alerter", "c1", Duration::from_millis(100))
+        .await?;
+    r.read(10).await?;
+    let ids: Vec<String> = r.read(10).await?.into_iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 2);
+    // The alerts stream is not a stream: every XADD to it fails with WRONGTYPE.
+    let mut c = raw(&bus).await?;
+    let _: () = redis::cmd("SET")
+        .arg(&alerts)
+        .arg("oops")
+        .query_async(&mut c)
+        .await?;
+    let refused = bus
+        .ack_and_append(&events, "alerter", &ids, &alerts, &[entry("x"), entry("y")])
+        .await;
+    assert!(refused.is_err(), "the append was refused");
+    assert_eq!(
+        pending(&bus, &events, "alerter").await?,
+        2,
+        "nothing acknowledged"
+    );
+    // Once the alerts stream works again, the same call succeeds.
+    let _: () = redis::cmd("DEL").arg(&alerts).query_async(&mut c).await?;
+    bus.ack_and_append(&events, "alerter", &ids, &alerts, &[entry("x"), entry("y")])
+        .await?;
+    assert_eq!(pending(&bus, &events, "alerter").await?, 0);
+    assert_eq!(bus.len(&alerts).await?, 2);
+
+    // The same for a dead letter: the DLQ refusing the append leaves the entry pending.
+    bus.append(&events, &[entry("c")]).await?;
+    let got = r.read(10).await?;
+    let dlq = bus.names().dlq("alerter");
+    let _: () = redis::cmd("SET")
+        .arg(&dlq)
+        .arg("oops")
+        .query_async(&mut c)
+        .await?;
+    let letter = DeadLetter {
+        entry: &got[0],
+        source_stream: &events,
+        group: "alerter",
+        consumer: "c1",
+        delivery_count: 1,
+        last_error: "poison",
+        first_failure_ms: 1,
+        last_failure_ms: 2,
+    };
+    assert!(
+        bus.move_to_dlq(std::slice::from_ref(&letter))
+            .await
+            .is_err()
+    );
+    assert_eq!(pending(&bus, &events, "alerter").await?, 1);
+    let _: () = redis::cmd("DEL").arg(&dlq).query_async(&mut c).await?;
+    bus.move_to_dlq(std::slice::from_ref(&letter)).await?;
+    assert_eq!(pending(&bus, &events, "alerter").await?, 0);
+    assert_eq!(bus.len(&dlq).await?, 1);
+    Ok(())
+}
+
+/// A request appended once within its window is not appended again; another request is.
+#[tokio::test]
+async fn append_once_remembers_requests_for_their_window() -> anyhow::Result<()> {
+    let bus = bus().await?;
+    let s = bus.names().events();
+    let w = Duration::from_millis(300);
+    let first = bus
+        .append_once(&s, "req-1", w, &[entry("a"), entry("b")])
+        .await?;
+    assert_eq!(first.map(|ids| ids.len()), Some(2));
+    assert_eq!(
+        bus.append_once(&s, "req-1", w, &[entry("a"), entry("b")])
+            .await?,
+        None
+    );
+    assert!(
+        bus.append_once(&s, "req-2", w, &[entry("c")])
+            .await?
+            .is_some()
+    );
+    assert_eq!(bus.len(&s).await?, 3);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        bus.append_once(&s, "req-1", w, &[entry("a")])
+            .await?
+            .is_some(),
+        "forgotten after its window"
+    );
+    Ok(())
+}

@@ -73,8 +73,6 @@ struct InHand {
     attempts: u64,
     first_failure_ms: Option<i64>,
     last_error: String,
-    /// A failure was recorded in Redis (to clear on success).
-    recorded: bool,
     /// Send alone: a batch holding it was refused, so it is tried by itself to find the
     /// one alert the webhook refuses.
     solo: bool,
@@ -297,7 +295,6 @@ impl Forwarder {
                 attempts: 0,
                 first_failure_ms: None,
                 last_error: error.unwrap_or_default(),
-                recorded: false,
                 solo: false,
                 ready_at: Instant::now(),
                 _permit: permit,
@@ -554,7 +551,6 @@ impl Forwarder {
                     }
                     h.first_failure_ms.get_or_insert(now_ms);
                     h.last_error.clone_from(&error);
-                    h.recorded = true;
                     to_record.push(id.clone());
                     if h.attempts >= hot.forwarder_max_attempts {
                         tracing::warn!(entry_id = %id, attempts = h.attempts, reason = %reason, "alert undeliverable: attempts exhausted");
@@ -613,14 +609,6 @@ impl Forwarder {
                 Err(e) => {
                     tracing::warn!(error = %e, count = acks.len(), "cannot acknowledge delivered alerts")
                 }
-            }
-            let recorded: Vec<String> = acks
-                .iter()
-                .filter(|id| book.held.get(*id).is_some_and(|h| h.recorded))
-                .cloned()
-                .collect();
-            if let Err(e) = self.bus.clear_failures(FORWARDER_GROUP, &recorded).await {
-                tracing::debug!(error = %e, "clearing failures");
             }
             for id in &acks {
                 book.held.remove(id);

@@ -6,6 +6,7 @@
 //! the v1 contract for existing senders, marked deprecated.
 
 pub mod body;
+pub mod idempotency;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -375,15 +376,17 @@ fn trace_context(headers: &HeaderMap) -> TraceContext {
     }
 }
 
-/// Validates and encodes one item.
+/// Validates and encodes one item, under `id` (derived from the request's
+/// `Idempotency-Key`) or a new UUIDv7.
 fn prepare(
     state: &IngestState,
     item: Value,
+    id: Option<String>,
     cid: &str,
     now_ms: i64,
     trace: &TraceContext,
 ) -> Result<(String, NewEntry, Option<u8>), ValidationError> {
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let envelope = Envelope {
         id: id.clone(),
         correlation_id: cid.to_string(),
@@ -414,24 +417,82 @@ fn item_error(index: usize, e: &ValidationError) -> Value {
     json!({"index": index, "field": e.field, "code": e.code, "message": e.message})
 }
 
-async fn append(state: &IngestState, entries: &[NewEntry], cid: &str) -> Result<(), Refused> {
-    state.bus.append(&state.stream, entries).await.map(|_| ()).map_err(|e| {
+/// The request's `Idempotency-Key` identity, if it sent one.
+fn keyed(
+    headers: &HeaderMap,
+    caller: &Caller,
+    body: &[u8],
+    cid: &str,
+) -> Result<Option<idempotency::Request>, Refused> {
+    let key = headers.get(idempotency::HEADER).map(HeaderValue::as_bytes);
+    idempotency::Request::of(&caller.name, key, body).map_err(|e| {
+        refuse(
+            "validation",
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                e.to_string(),
+                cid,
+            ),
+        )
+    })
+}
+
+/// Appends the entries; a keyed request is appended at most once per window. Returns
+/// whether this was a resend of a request appended before (nothing appended now).
+async fn append(
+    state: &IngestState,
+    entries: &[NewEntry],
+    keyed: Option<&idempotency::Request>,
+    cid: &str,
+) -> Result<bool, Refused> {
+    let appended = match keyed {
+        None => state
+            .bus
+            .append(&state.stream, entries)
+            .await
+            .map(|_| false),
+        Some(k) => state
+            .bus
+            .append_once(
+                &state.stream,
+                &k.member(),
+                state.settings.idempotency_window,
+                entries,
+            )
+            .await
+            .map(|ids| ids.is_none()),
+    };
+    appended.map_err(|e| {
         tracing::warn!(error = %e, correlation_id = cid, "ingest: cannot append to redis");
         metrics()
             .dependency_errors
             .with_label_values(&["ingest", "redis"])
             .inc();
+        // A timeout may come after Redis applied the append: say so, and how to resend
+        // safely, instead of claiming that nothing was accepted.
         refuse(
             "redis",
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
-                "the event store is unavailable; nothing from this request was accepted, retry later",
+                "the event store did not confirm the append, so the events may or may not have \
+                 been accepted; resend the same request later, with an Idempotency-Key header so \
+                 that it is appended at most once",
                 cid,
             )
             .retry_after(RETRY_AFTER_UNAVAILABLE),
         )
     })
+}
+
+/// Marks the answer to a resend that was not appended again.
+fn mark_replayed(mut resp: Response, replayed: bool) -> Response {
+    if replayed {
+        resp.headers_mut()
+            .insert(idempotency::REPLAYED, HeaderValue::from_static("true"));
+    }
+    resp
 }
 
 async fn ingest_v2(
@@ -494,6 +555,7 @@ async fn handle_v2(
         ));
     };
     let read = read_body(state, headers, body, cid).await?;
+    let keyed = keyed(headers, &caller, &read.bytes, cid)?;
     let parsed =
         body::parse(&read.bytes, kind, state.settings.max_batch_items).map_err(|e| match e {
             BodyError::Malformed(m) => refuse(
@@ -538,7 +600,10 @@ async fn handle_v2(
         let r = item
             .map_err(|m| ValidationError::new("event", "malformed_json", m))
             .and_then(|raw| item_value(raw, state))
-            .and_then(|v| prepare(state, v, cid, now, &trace));
+            .and_then(|v| {
+                let id = keyed.as_ref().map(|k| k.event_id(i));
+                prepare(state, v, id, cid, now, &trace)
+            });
         match r {
             // Behind: informational and debug events go first; critical ones never do.
             Ok((_, _, Some(sev))) if shed_low && sev >= 6 => {
@@ -602,21 +667,21 @@ async fn handle_v2(
         });
     }
     within_rate(state, &caller, n as u64, cid).await?;
-    append(state, &entries, cid).await?;
+    let replayed = append(state, &entries, keyed.as_ref(), cid).await?;
     metrics()
         .ingest_requests
         .with_label_values(&["success", ""])
         .inc();
     metrics()
         .ingest_events
-        .with_label_values(&["accepted"])
+        .with_label_values(&[if replayed { "replayed" } else { "accepted" }])
         .inc_by(n as u64);
     let mut body =
         json!({"accepted": n, "rejected": rejected, "errors": errors, "correlation_id": cid});
     if single {
         body["event_id"] = json!(ids.first());
     }
-    let mut resp = accepted(body);
+    let mut resp = mark_replayed(accepted(body), replayed);
     if shed > 0 {
         resp.headers_mut().insert(
             header::RETRY_AFTER,
@@ -695,6 +760,7 @@ async fn handle_v1(
         ));
     }
     let read = read_body(state, headers, body, cid).await?;
+    let keyed = keyed(headers, &caller, &read.bytes, cid)?;
     let raw = serde_json::from_slice::<&serde_json::value::RawValue>(&read.bytes).map_err(|e| {
         v1_error(
             "json",
@@ -727,37 +793,42 @@ async fn handle_v1(
     };
     // Entries carry this request's span, so the alerter's span is its child.
     let trace = otel::carrier_of(span, &trace_context(headers));
-    let (id, entry, _) = prepare(state, item, cid, mutt_core::now_ms(), &trace).map_err(|e| {
-        metrics()
-            .ingest_events
-            .with_label_values(&["rejected"])
-            .inc();
-        v1_error(
-            "validation",
-            StatusCode::BAD_REQUEST,
-            "invalid_event",
-            e.to_string(),
-            cid,
-        )
-    })?;
+    let id = keyed.as_ref().map(|k| k.event_id(0));
+    let (id, entry, _) =
+        prepare(state, item, id, cid, mutt_core::now_ms(), &trace).map_err(|e| {
+            metrics()
+                .ingest_events
+                .with_label_values(&["rejected"])
+                .inc();
+            v1_error(
+                "validation",
+                StatusCode::BAD_REQUEST,
+                "invalid_event",
+                e.to_string(),
+                cid,
+            )
+        })?;
     within_rate(state, &caller, 1, cid).await?;
-    append(state, std::slice::from_ref(&entry), cid).await?;
+    let replayed = append(state, std::slice::from_ref(&entry), keyed.as_ref(), cid).await?;
     metrics()
         .ingest_requests
         .with_label_values(&["success", ""])
         .inc();
     metrics()
         .ingest_events
-        .with_label_values(&["accepted"])
+        .with_label_values(&[if replayed { "replayed" } else { "accepted" }])
         .inc();
     // v1 reported the queue depth; a slow answer is not worth delaying the client for.
     let depth = tokio::time::timeout(Duration::from_millis(500), state.bus.len(&state.stream))
         .await
         .ok()
         .and_then(Result::ok);
-    Ok((
-        StatusCode::OK,
-        axum::Json(json!({"status": "queued", "correlation_id": cid, "event_id": id, "queue_depth": depth})),
-    )
-        .into_response())
+    Ok(mark_replayed(
+        (
+            StatusCode::OK,
+            axum::Json(json!({"status": "queued", "correlation_id": cid, "event_id": id, "queue_depth": depth})),
+        )
+            .into_response(),
+        replayed,
+    ))
 }
