@@ -16,3 +16,4 @@ mod semantics;
 mod shutdown;
 mod slo;
 mod traces;
+mod unhandled;

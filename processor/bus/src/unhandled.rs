@@ -1,11 +1,14 @@
 //! Counting unhandled events per host and fingerprint, atomically across alerters.
 //!
-//! One script call per batch counts every fingerprint of the batch. A fingerprint that
-//! reaches the threshold inside its window is marked "triggered" for one window with the
-//! id of the event that reached it, and that event id is returned: the caller makes one
-//! meta-alert whose identity derives from it. When the same batch is redelivered (the
-//! alerter crashed before acknowledging), the script finds its own marker and returns the
-//! same event id again, so the meta-alert is neither lost nor given a second identity.
+//! One script call per batch counts every fingerprint of the batch. Each event counts once
+//! per window, whoever processes it and however often: the counter is a set of the events'
+//! ids (hashed to 63-bit integers, so that Redis keeps it as a compact intset), so a batch
+//! redelivered after a crash, or reclaimed by another alerter, adds nothing it added
+//! before. A fingerprint whose set reaches the threshold inside its window is marked
+//! "triggered" for one window with the id of the event that reached it, and that event id
+//! is returned: the caller makes one meta-alert whose identity derives from it. When the
+//! same batch is redelivered, the script finds its own marker and returns the same event
+//! id again, so the meta-alert is neither lost nor given a second identity.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -26,22 +29,28 @@ for i = 1, #KEYS, 2 do
   local counter, triggered = KEYS[i], KEYS[i + 1]
   local n = tonumber(ARGV[a])
   local first = a + 1
-  a = first + n
+  local last = first + 2 * n - 1
+  a = last + 1
   local hit = ''
   local marker = redis.call('GET', triggered)
   if marker then
-    for j = first, first + n - 1 do
+    for j = first, last, 2 do
       if ARGV[j] == marker then hit = marker end
     end
   else
-    local c = redis.call('INCRBY', counter, n)
-    if c == n then redis.call('PEXPIRE', counter, window) end
-    if c >= threshold then
-      local idx = first + threshold - (c - n) - 1
-      if idx < first then idx = first end
-      hit = ARGV[idx]
+    local fresh = redis.call('EXISTS', counter) == 0
+    for j = first, last, 2 do
+      if redis.call('SADD', counter, ARGV[j + 1]) == 1
+        and redis.call('SCARD', counter) >= threshold then
+        hit = ARGV[j]
+        break
+      end
+    end
+    if hit ~= '' then
       redis.call('SET', triggered, hit, 'PX', window)
       redis.call('DEL', counter)
+    elseif fresh then
+      redis.call('PEXPIRE', counter, window)
     end
   end
   out[#out + 1] = hit
@@ -50,6 +59,18 @@ return out
 "#,
     )
 });
+
+/// The set member of an event id: a 63-bit FNV-1a hash, as a decimal integer. Collisions
+/// are one in 2⁶³ per pair; members of this form keep a set of up to 512 of them in
+/// Redis's intset encoding, 8 bytes each.
+fn member(event_id: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in event_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 1) as i64
+}
 
 /// The unhandled events of one host and fingerprint within a batch (borrowed from the
 /// batch's events: this runs for most events, and copies showed in profiles).
@@ -80,7 +101,10 @@ impl Bus {
         for g in groups {
             let (counter, triggered) = self.names().unhandled(&g.hostname, &g.fingerprint);
             inv.key(counter).key(triggered);
-            inv.arg(g.event_ids.len()).arg(&g.event_ids);
+            inv.arg(g.event_ids.len());
+            for id in &g.event_ids {
+                inv.arg(*id).arg(member(id));
+            }
         }
         let out: Vec<String> = inv.invoke_async(&mut self.conn()).await?;
         if out.len() != groups.len() {

@@ -199,6 +199,12 @@ async fn unhandled_counter_triggers_once_per_window_and_survives_redelivery() ->
         )
         .await?;
     assert_eq!(r, [None, None]);
+    // A redelivered batch below the threshold counts nothing again: before the counter was
+    // a set of event ids, this crossed the threshold with 3 distinct events.
+    let r = bus
+        .count_unhandled(&[group("h", "fp", &["e1", "e2", "e3"])], 4, w)
+        .await?;
+    assert_eq!(r, [None]);
     let r = bus
         .count_unhandled(&[group("h", "fp", &["e4", "e5"])], 4, w)
         .await?;
