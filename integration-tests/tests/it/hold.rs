@@ -180,3 +180,48 @@ async fn only_a_row_refused_for_its_own_data_is_dead_lettered() -> anyhow::Resul
     drop(all);
     rig.finish().await
 }
+
+/// A webhook refusing MUTT's credentials (401 outside any rotation) refuses every alert: it
+/// is an outage to wait out, not a verdict on each alert. Before, all 200 alerts were
+/// dead-lettered at full rate and none arrived in the minute after the webhook accepted
+/// the token again; now they are held behind the circuit and all arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_hold_alerts_until_the_webhook_accepts_them() -> anyhow::Result<()> {
+    let rig = rig().await?;
+    rig.sink.set_behaviour(Behaviour::Fail(401, None));
+    let refusing = tokio::time::Instant::now();
+    let all = Mutt::start(&rig.env, &rig.cfg("all")).await?;
+    let accepted = send_all(
+        vec![all.ingest_url.clone()],
+        200,
+        10,
+        Duration::from_millis(100),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(accepted.len(), 200);
+    wait_until("the refusal logged", Duration::from_secs(10), || async {
+        all.log_text()
+            .contains("the webhook refuses MUTT's credentials")
+            .then_some(())
+    })
+    .await?;
+    // 20 seconds of refusals: many times the attempts an alert has.
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(refusing.elapsed())).await;
+    assert_eq!(
+        rig.dlq_len("forwarder").await?,
+        0,
+        "nothing dead-lettered while refused"
+    );
+    assert!(rig.sink.seen().requests > 0);
+    rig.sink.set_behaviour(Behaviour::Accept);
+    wait_until("all 200 delivered", Duration::from_secs(60), || async {
+        delivered_seqs(&rig.sink)
+            .is_superset(&accepted)
+            .then_some(())
+    })
+    .await?;
+    assert_eq!(rig.dlq_len("forwarder").await?, 0);
+    drop(all);
+    rig.finish().await
+}

@@ -110,6 +110,8 @@ struct Gate {
     tokens: u64,
     /// Nothing is sent before this (an open circuit, the rate limit).
     blocked_until: Option<Instant>,
+    /// When refused credentials were last logged (once a minute is enough to be seen).
+    auth_logged: Option<Instant>,
 }
 
 /// The delivery loop's state.
@@ -188,6 +190,7 @@ impl Forwarder {
             probing: false,
             tokens: 0,
             blocked_until: None,
+            auth_logged: None,
         };
         let (mut reading, mut claiming) = (true, true);
         loop {
@@ -497,13 +500,7 @@ impl Forwarder {
         m.moog_latency.observe(took.as_secs_f64());
         let was_probe = std::mem::take(&mut gate.probing);
         let now_ms = mutt_core::now_ms();
-        // Only failures reaching the server (or not reaching it at all) count against the
-        // circuit; a 4xx means the webhook is up and refuses the content.
-        let circuit = match &d {
-            Delivery::Delivered => Some(true),
-            Delivery::Retry { .. } => Some(false),
-            Delivery::Rejected { .. } => None,
-        };
+        let circuit = circuit_outcome(&d, was_probe);
         if let Some(success) = circuit
             && (!success || gate.failures > 0 || gate.state != CircuitState::Closed || was_probe)
         {
@@ -538,6 +535,18 @@ impl Forwarder {
                 retry_after,
             } => {
                 m.moog_requests.with_label_values(&["fail", &reason]).inc();
+                if matches!(reason.as_str(), "http_401" | "http_403")
+                    && gate
+                        .auth_logged
+                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+                {
+                    gate.auth_logged = Some(Instant::now());
+                    tracing::error!(
+                        reason = %reason,
+                        "the webhook refuses MUTT's credentials; alerts are held and retried until it \
+                         accepts them (check MUTT_WEBHOOK_TOKEN, or rotate it through the control plane)"
+                    );
+                }
                 let error = format!("webhook: {reason}");
                 let mut to_record = Vec::new();
                 for id in ids {
@@ -743,6 +752,20 @@ async fn read_loop(
     }
 }
 
+/// What a delivery says about the webhook, for the shared circuit: `Some(true)` it is up,
+/// `Some(false)` it failed, `None` nothing. Failures reaching the server (or not reaching
+/// it at all) count against the circuit, and so do refused credentials (401/403 arrive as
+/// retries). A refusal of the content (another 4xx) means the webhook is up: it says
+/// nothing while the circuit is closed, but it ends a half-open probe as a success, so
+/// the probe is released at once instead of holding every replica until its lease ends.
+fn circuit_outcome(d: &Delivery, was_probe: bool) -> Option<bool> {
+    match d {
+        Delivery::Delivered => Some(true),
+        Delivery::Retry { .. } => Some(false),
+        Delivery::Rejected { .. } => was_probe.then_some(true),
+    }
+}
+
 /// `{"events":[…]}` from events serialised already.
 fn batch_body<'a>(events: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut body = Vec::with_capacity(4096);
@@ -769,6 +792,23 @@ mod tests {
         assert_eq!(v, serde_json::json!({"events": [{"a": 1}, {"b": [2]}]}));
         let v: Value = serde_json::from_slice(&batch_body(std::iter::empty())).unwrap();
         assert_eq!(v, serde_json::json!({"events": []}));
+    }
+
+    #[test]
+    fn a_refused_probe_releases_the_circuit() {
+        let rejected = Delivery::Rejected {
+            status: 400,
+            excerpt: String::new(),
+        };
+        let unauthorized = Delivery::Retry {
+            reason: "http_401".into(),
+            retry_after: None,
+        };
+        assert_eq!(circuit_outcome(&rejected, true), Some(true));
+        assert_eq!(circuit_outcome(&rejected, false), None);
+        assert_eq!(circuit_outcome(&unauthorized, true), Some(false));
+        assert_eq!(circuit_outcome(&unauthorized, false), Some(false));
+        assert_eq!(circuit_outcome(&Delivery::Delivered, false), Some(true));
     }
 
     #[test]

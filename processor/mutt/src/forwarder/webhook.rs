@@ -19,14 +19,15 @@ const EXCERPT_BYTES: usize = 512;
 pub enum Delivery {
     /// 2xx.
     Delivered,
-    /// Worth retrying: 408, 429, 5xx, timeout, connection error.
+    /// Worth retrying: 408, 429, 5xx, timeout, connection error, and 401/403 (refused
+    /// credentials are wrong for every alert: an outage to wait out, not a verdict on one).
     Retry {
         /// Short reason for metrics (`http_503`, `timeout`, `connect`, …).
         reason: String,
         /// The server's `Retry-After`, if it gave one.
         retry_after: Option<Duration>,
     },
-    /// Refused for good (other 4xx, 3xx): goes to the DLQ with the status and an excerpt.
+    /// Refused for good (another 4xx, 3xx): goes to the DLQ with the status and an excerpt.
     Rejected {
         /// HTTP status.
         status: u16,
@@ -162,8 +163,14 @@ async fn classify(resp: reqwest::Response, secrets: &[&Secret]) -> Delivery {
     if status.is_success() {
         return Delivery::Delivered;
     }
+    // 401 and 403 outside a rotation (or with both tokens of one refused) mean MUTT's
+    // credentials are wrong for every alert: dead-lettering each one at full rate would
+    // empty the stream into the DLQ. They count against the circuit like an outage, and
+    // the alerts wait until the webhook accepts the credentials again.
     if status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::FORBIDDEN
         || status.is_server_error()
     {
         let retry_after = resp
