@@ -692,6 +692,62 @@ async fn the_shared_rate_limit_delays_alerts_and_drops_none() -> anyhow::Result<
     rig.finish().await
 }
 
+/// With batching the rate limit still holds: in any window of length t the webhook sees at
+/// most rate × t + burst alerts (plus the alerts of a tenth of a second, for the time a
+/// request takes to arrive). Before a request took as many tokens as alerts, a batch of 50
+/// went out on 5 tokens: rate 20/s, burst 5 delivered 300 alerts in the first 12 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_holds_for_batched_requests() -> anyhow::Result<()> {
+    let rig = rig().await?;
+    let (rate, burst) = (20.0, 5.0);
+    let all = Mutt::start(
+        &rig.env,
+        &rig.cfg("all")
+            .set("MUTT_WEBHOOK_RATE_LIMIT", "20")
+            .set("MUTT_WEBHOOK_RATE_BURST", "5")
+            .set("MUTT_WEBHOOK_BATCH", "50"),
+    )
+    .await?;
+    let accepted = send_all(
+        vec![all.ingest_url.clone()],
+        150,
+        150,
+        Duration::ZERO,
+        Duration::from_secs(10),
+    )
+    .await;
+    rig.all_delivered(&accepted, Duration::from_secs(30))
+        .await?;
+    let seen = rig.sink.seen();
+    let t = &seen.arrivals_ms;
+    assert_eq!(t.len(), 150);
+    let mut worst = (0.0f64, 0usize, 0i64);
+    for i in 0..t.len() {
+        for j in i..t.len() {
+            let window = (t[j] - t[i]) as f64 / 1000.0;
+            let allowed = burst + rate * (window + 0.1);
+            let count = j - i + 1;
+            if count as f64 - allowed > worst.0 {
+                worst = (count as f64 - allowed, count, t[j] - t[i]);
+            }
+        }
+    }
+    assert!(
+        worst.0 <= 0.0,
+        "{} alerts arrived within {} ms (rate {rate}/s, burst {burst})",
+        worst.1,
+        worst.2
+    );
+    assert!(
+        seen.batch_sizes.iter().all(|&n| n as f64 <= burst),
+        "no request carries more than the burst: {:?}",
+        seen.batch_sizes
+    );
+    drop(seen);
+    drop(all);
+    rig.finish().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_alert_goes_to_the_dlq_with_the_status_and_an_excerpt() -> anyhow::Result<()> {
     let rig = rig().await?;

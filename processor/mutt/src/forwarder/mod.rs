@@ -37,8 +37,6 @@ use crate::worker::{Hot, Leases, Reclaimer, Stream, retry, sleep_or_shutdown};
 pub const WEBHOOK: &str = "webhook";
 /// How long a closed circuit is trusted without asking Redis again.
 const CIRCUIT_CACHE: Duration = Duration::from_millis(250);
-/// Rate-limit tokens fetched at once, so that Redis is not asked once per alert.
-const TOKEN_PREFETCH: u64 = 64;
 
 /// Everything the forwarder needs.
 #[derive(Debug, Clone)]
@@ -106,8 +104,6 @@ struct Gate {
     failures: u64,
     /// A half-open probe of ours is in flight.
     probing: bool,
-    /// Rate-limit tokens in hand.
-    tokens: u64,
     /// Nothing is sent before this (an open circuit, the rate limit).
     blocked_until: Option<Instant>,
     /// When refused credentials were last logged (once a minute is enough to be seen).
@@ -188,7 +184,6 @@ impl Forwarder {
             checked: None,
             failures: 0,
             probing: false,
-            tokens: 0,
             blocked_until: None,
             auth_logged: None,
         };
@@ -390,18 +385,23 @@ impl Forwarder {
                     }
                 }
             }
-            let n = if gate.probing { 1 } else { n };
-            // The shared rate limit: tokens are fetched in small lots.
-            if hot.webhook_rate_limit > 0 && gate.tokens < n as u64 {
-                let lot = (book.ready.len() as u64)
-                    .clamp(n as u64, TOKEN_PREFETCH.max(n as u64))
-                    .min(hot.webhook_rate_burst);
+            let mut n = if gate.probing { 1 } else { n };
+            // The shared rate limit: one token per alert, taken for exactly the alerts this
+            // request carries. A request never carries more than the burst, so a batch
+            // larger than the burst goes out in parts, each when its tokens are there.
+            if hot.webhook_rate_limit > 0 {
+                n = n.min(hot.webhook_rate_burst.max(1) as usize);
                 match self
                     .bus
-                    .rate_take(WEBHOOK, hot.webhook_rate_limit, hot.webhook_rate_burst, lot)
+                    .rate_take(
+                        WEBHOOK,
+                        hot.webhook_rate_limit,
+                        hot.webhook_rate_burst,
+                        n as u64,
+                    )
                     .await
                 {
-                    Ok(wait) if wait.is_zero() => gate.tokens += lot,
+                    Ok(wait) if wait.is_zero() => {}
                     Ok(wait) => {
                         metrics().rate_limit_waits.inc();
                         gate.probing = false;
@@ -416,7 +416,6 @@ impl Forwarder {
                     }
                 }
             }
-            gate.tokens = gate.tokens.saturating_sub(n as u64);
             let ids: Vec<String> = book.ready.drain(..n.min(book.ready.len())).collect();
             let body = if hot.webhook_batch <= 1 || front_solo {
                 ids.first()

@@ -36,6 +36,10 @@ pub struct Seen {
     pub by_external_id: HashMap<String, u32>,
     /// Accepted events in arrival order, when kept.
     pub events: Vec<Value>,
+    /// When each kept event arrived, ms since the epoch (same order as `events`).
+    pub arrivals_ms: Vec<i64>,
+    /// Events per accepted request, in arrival order (when kept).
+    pub batch_sizes: Vec<usize>,
     /// `Authorization` header of the last request.
     pub last_authorization: Option<String>,
     /// `traceparent` headers seen.
@@ -86,6 +90,8 @@ impl Sink {
             requests: 0,
             by_external_id: HashMap::new(),
             events: Vec::new(),
+            arrivals_ms: Vec::new(),
+            batch_sizes: Vec::new(),
             last_authorization: None,
             traceparents: Vec::new(),
             keep_events,
@@ -228,6 +234,10 @@ async fn receive(
         other => vec![other],
     };
     let mut s = lock(&seen);
+    let now = mutt_core::now_ms();
+    if s.keep_events {
+        s.batch_sizes.push(events.len());
+    }
     for e in events {
         let Some(id) = e.get("external_id").and_then(Value::as_str) else {
             return (StatusCode::BAD_REQUEST, "external_id missing").into_response();
@@ -241,6 +251,7 @@ async fn receive(
         }
         if s.keep_events {
             s.events.push(e);
+            s.arrivals_ms.push(now);
         }
     }
     (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
