@@ -225,3 +225,101 @@ async fn refused_credentials_hold_alerts_until_the_webhook_accepts_them() -> any
     drop(all);
     rig.finish().await
 }
+
+/// Entries in `{p}:failures:<group>`.
+async fn failures(env: &TestEnv, group: &str) -> anyhow::Result<i64> {
+    let mut r = env.redis().await?;
+    Ok(redis::cmd("HLEN")
+        .arg(format!("{}:failures:{group}", env.prefix))
+        .query_async(&mut r)
+        .await?)
+}
+
+/// Redis refusing the alerts' append (the alerts stream replaced by a string) leaves the
+/// events pending with their failure recorded, instead of acknowledging them with their
+/// alerts lost; once the stream works again they are delivered and the failure registry is
+/// empty. Before, the alerter never cleared what it recorded there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_append_holds_events_and_the_failure_registry_empties() -> anyhow::Result<()> {
+    let rig = rig().await?;
+    let all = Mutt::start(&rig.env, &rig.cfg("all")).await?;
+    let mut r = rig.env.redis().await?;
+    let alerts = format!("{}:alerts", rig.env.prefix);
+    let _: () = redis::cmd("DEL").arg(&alerts).query_async(&mut r).await?;
+    let _: () = redis::cmd("SET")
+        .arg(&alerts)
+        .arg("not a stream")
+        .query_async(&mut r)
+        .await?;
+    let accepted = send_all(
+        vec![all.ingest_url.clone()],
+        20,
+        20,
+        Duration::ZERO,
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_until("the failure recorded", Duration::from_secs(10), || async {
+        (failures(&rig.env, "alerter").await.ok()? == 20).then_some(())
+    })
+    .await?;
+    assert_eq!(
+        rig.env.pending("events", "alerter").await?,
+        20,
+        "not acknowledged"
+    );
+    let _: () = redis::cmd("DEL").arg(&alerts).query_async(&mut r).await?;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&alerts)
+        .arg("forwarder")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut r)
+        .await?;
+    wait_until("all 20 delivered", Duration::from_secs(30), || async {
+        delivered_seqs(&rig.sink)
+            .is_superset(&accepted)
+            .then_some(())
+    })
+    .await?;
+    assert_eq!(failures(&rig.env, "alerter").await?, 0, "registry emptied");
+    assert_eq!(failures(&rig.env, "forwarder").await?, 0);
+    assert_eq!(rig.dlq_len("alerter").await?, 0);
+    drop(all);
+    rig.finish().await
+}
+
+/// Every worker publishes the depth and the oldest age of its group's DLQ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_queues_report_depth_and_age() -> anyhow::Result<()> {
+    let rig = rig().await?;
+    let alerter = Mutt::start(&rig.env, &rig.cfg("alerter")).await?;
+    let mut r = rig.env.redis().await?;
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{}:events", rig.env.prefix))
+        .arg("*")
+        .arg("payload")
+        .arg("junk")
+        .query_async(&mut r)
+        .await?;
+    wait_until("depth 1 and an age", Duration::from_secs(15), || async {
+        let text = reqwest::get(format!("{}/metrics", alerter.ops_url))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let age = text
+            .lines()
+            .find(|l| l.starts_with("mutt_dlq_oldest_age_seconds{group=\"alerter\"}"))?
+            .rsplit(' ')
+            .next()?
+            .parse::<f64>()
+            .ok()?;
+        (text.contains("mutt_dlq_depth{group=\"alerter\"} 1") && age >= 1.0).then_some(())
+    })
+    .await?;
+    drop(alerter);
+    rig.finish().await
+}

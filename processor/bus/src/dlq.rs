@@ -281,6 +281,14 @@ pub struct DlqInfo {
     pub oldest_id: Option<String>,
 }
 
+impl DlqInfo {
+    /// Seconds since its oldest entry was dead-lettered (None when it is empty).
+    pub fn oldest_age_secs(&self, now_ms: i64) -> Option<i64> {
+        let ms = crate::entry::id_millis(self.oldest_id.as_deref()?)?;
+        Some(((now_ms - ms) / 1000).max(0))
+    }
+}
+
 impl Bus {
     /// State of the DLQ of each of `groups`.
     pub async fn dlq_info(&self, groups: &[&str]) -> Result<Vec<DlqInfo>, BusError> {

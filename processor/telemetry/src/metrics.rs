@@ -97,6 +97,8 @@ pub struct Metrics {
     pub dlq_replayed: IntCounterVec,
     /// Entries in each DLQ.
     pub dlq_depth: IntGaugeVec,
+    /// Age of the oldest entry of each DLQ, seconds (0 when empty).
+    pub dlq_oldest_age: IntGaugeVec,
     /// Credential generation this process applied, by secret.
     pub credential_generation: IntGaugeVec,
     /// Webhook requests retried with the other token after a 401/403 during a rotation,
@@ -346,6 +348,12 @@ impl Metrics {
                 "Entries in each dead-letter queue.",
                 &["group"],
             ),
+            dlq_oldest_age: gauge_vec(
+                &r,
+                "mutt_dlq_oldest_age_seconds",
+                "Age of the oldest entry of each dead-letter queue, in seconds (0 when empty).",
+                &["group"],
+            ),
             credential_generation: gauge_vec(
                 &r,
                 "mutt_credential_generation",
@@ -388,6 +396,14 @@ impl Metrics {
             m.ingest_events.with_label_values(&[result]);
         }
         m
+    }
+
+    /// Publishes the depth and the oldest entry's age of DLQs.
+    pub fn observe_dlq(&self, group: &str, depth: u64, oldest_age_secs: Option<i64>) {
+        self.dlq_depth.with_label_values(&[group]).set(depth as i64);
+        self.dlq_oldest_age
+            .with_label_values(&[group])
+            .set(oldest_age_secs.unwrap_or(0));
     }
 
     /// The Prometheus text exposition of every metric.

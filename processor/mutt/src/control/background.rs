@@ -54,11 +54,9 @@ impl Background {
             }
             let hot = s.hot.borrow().clone();
             if let Ok(infos) = s.bus.dlq_info(GROUPS).await {
+                let now = mutt_core::now_ms();
                 for i in infos {
-                    metrics()
-                        .dlq_depth
-                        .with_label_values(&[&i.group])
-                        .set(i.depth as i64);
+                    metrics().observe_dlq(&i.group, i.depth, i.oldest_age_secs(now));
                 }
             }
             if !hot.dlq_replay_interval.is_zero()

@@ -54,11 +54,6 @@ fn check_id(id: &str, cid: &str) -> Result<(), ApiError> {
     }
 }
 
-fn age_seconds(id: Option<&str>) -> Option<i64> {
-    let ms = mutt_bus::entry::id_millis(id?)?;
-    Some(((mutt_core::now_ms() - ms) / 1000).max(0))
-}
-
 pub(super) async fn list(
     State(s): State<Arc<ControlState>>,
     ctx: Ctx,
@@ -73,7 +68,7 @@ pub(super) async fn list(
         .map(|i| {
             json!({
                 "name": i.group, "stream": i.stream, "depth": i.depth,
-                "oldest_id": i.oldest_id, "oldest_age_seconds": age_seconds(i.oldest_id.as_deref()),
+                "oldest_id": i.oldest_id, "oldest_age_seconds": i.oldest_age_secs(mutt_core::now_ms()),
             })
         })
         .collect();

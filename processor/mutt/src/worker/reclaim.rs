@@ -172,9 +172,17 @@ impl Reclaimer {
         Ok(())
     }
 
-    /// Publishes the stream's length and every group's lag and pending count.
+    /// Publishes the stream's length, every group's lag and pending count, and the depth
+    /// and oldest age of this group's DLQ (every worker does, so they are known without a
+    /// control plane).
     async fn observe(&self) {
         let s = &self.stream.stream;
+        if let Ok(infos) = self.bus.dlq_info(&[&self.stream.group]).await {
+            let now = mutt_core::now_ms();
+            for i in infos {
+                metrics().observe_dlq(&i.group, i.depth, i.oldest_age_secs(now));
+            }
+        }
         if let Ok(groups) = self.bus.group_stats(s).await {
             for g in groups {
                 metrics()
