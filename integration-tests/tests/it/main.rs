@@ -1,6 +1,7 @@
 //! Black-box tests of the `mutt` processes against real Redis and PostgreSQL. One binary
 //! (a module per area) keeps link time down.
 
+mod audit_roles;
 mod backpressure;
 mod bad_input;
 mod control;
