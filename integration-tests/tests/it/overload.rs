@@ -380,3 +380,76 @@ async fn bodies_in_flight_are_bounded_by_the_budget() -> anyhow::Result<()> {
     drop(ingest);
     env.cleanup().await
 }
+
+/// A key's rate limit holds for batches too: its burst is one second's worth. Before, the
+/// burst was the request's own size, so a key limited to 10 events/s pushed a batch of
+/// 5,000 at once. Another key is not held back by the first one's excess.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keys_rate_limit_holds_for_batches() -> anyhow::Result<()> {
+    let env = TestEnv::new().await?;
+    let stop = CancellationToken::new();
+    let sink = start_sink(&stop).await?;
+    let ingest = Mutt::start(
+        &env,
+        &MuttConfig::new("all")
+            .webhook(sink.url())
+            .set("MUTT_INGEST_KEY_RATE_LIMIT", "10"),
+    )
+    .await?;
+    let c = reqwest::Client::new();
+    let events = mutt::muttdev::load::build_events(5_000);
+    let r = post_events(&c, &ingest.ingest_url, &Value::Array(events.clone())).await?;
+    assert_eq!(r.status(), 413);
+    let b: Value = r.json().await?;
+    assert_eq!(b["error"]["code"], "batch_over_rate_limit", "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("at most 10")
+    );
+    // One second's worth passes; the next second's worth waits for it.
+    let r = post_events(&c, &ingest.ingest_url, &Value::Array(events[..10].to_vec())).await?;
+    assert_eq!(r.status(), 202);
+    let r = post_events(
+        &c,
+        &ingest.ingest_url,
+        &Value::Array(events[10..20].to_vec()),
+    )
+    .await?;
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    assert!(wait >= 1, "Retry-After {wait}");
+    // Another key has its own budget.
+    let admin = Api::new(&ingest.control_url, "test-key");
+    let (status, body, _) = admin
+        .call(
+            "POST",
+            "/api/v2/keys",
+            Some(
+                json!({"name": "other-sender", "scopes": ["ingest"], "reason": "a second sender"}),
+            ),
+        )
+        .await?;
+    assert_eq!(status, 201, "{body}");
+    let other = body["key"].as_str().unwrap_or_default().to_string();
+    let r = wait_until("the new key accepted", Duration::from_secs(10), || async {
+        let r = c
+            .post(format!("{}/api/v2/ingest", ingest.ingest_url))
+            .header("x-api-key", &other)
+            .json(&events[20..30])
+            .send()
+            .await
+            .ok()?;
+        (r.status() != 401).then_some(r)
+    })
+    .await?;
+    assert_eq!(r.status(), 202);
+    drop(ingest);
+    stop.cancel();
+    env.cleanup().await
+}

@@ -139,15 +139,38 @@ async fn within_rate(
         let h = state.hot.borrow();
         (h.ingest_rate_limit, h.ingest_key_rate_limit)
     };
+    // The key's own limit first: a key over it must not spend the shared budget.
     for (name, rate, reason) in [
-        ("ingest".to_string(), global, "rate_limit"),
         (format!("ingest:{}", caller.name), per_key, "key_rate_limit"),
+        ("ingest".to_string(), global, "rate_limit"),
     ] {
         if rate == 0 {
             continue;
         }
-        // A batch larger than a second's worth still passes when the bucket is full.
-        let wait = match state.bus.rate_take(&name, rate, rate.max(n), n).await {
+        let whose = if reason == "key_rate_limit" {
+            " for this key"
+        } else {
+            ""
+        };
+        // The burst is one second's worth: a request larger than that could only pass by
+        // borrowing from the future, which would let any key push a whole batch whatever
+        // its rate. It is refused for its size (a resend would be refused again).
+        if n > rate {
+            metrics().ingest_shed.with_label_values(&[reason]).inc_by(n);
+            return Err(refuse(
+                reason,
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "batch_over_rate_limit",
+                    format!(
+                        "{n} events in one request, more than the limit of {rate} events/s{whose} \
+                         allows at once; send batches of at most {rate}"
+                    ),
+                    cid,
+                ),
+            ));
+        }
+        let wait = match state.bus.rate_take(&name, rate, rate, n).await {
             Ok(w) => w,
             // The limiter is a protection, not a dependency: without Redis the append
             // fails anyway, with its own answer.
@@ -160,14 +183,7 @@ async fn within_rate(
                 ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
-                    format!(
-                        "over the limit of {rate} events/s{}",
-                        if reason == "key_rate_limit" {
-                            " for this key"
-                        } else {
-                            ""
-                        }
-                    ),
+                    format!("over the limit of {rate} events/s{whose}"),
                     cid,
                 )
                 .retry_after(wait.as_secs_f64().ceil().max(1.0) as u64),
