@@ -748,6 +748,55 @@ async fn the_rate_limit_holds_for_batched_requests() -> anyhow::Result<()> {
     rig.finish().await
 }
 
+/// A webhook URL carrying credentials (user-info, an `api_key` query parameter), at a
+/// server that echoes the request in its refusal: the dead letter's excerpt and MUTT's log
+/// hold none of them, in any form (the Basic-auth header reqwest derives from the
+/// user-info included). Before, only the bearer token was scrubbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_webhook_url_never_reach_a_dead_letter() -> anyhow::Result<()> {
+    let rig = rig().await?;
+    rig.sink.set_behaviour(Behaviour::Echo(400));
+    let (password, api_key) = ("S3cr3t-pw", "Qk3y-abcdef");
+    let url = format!(
+        "http://mutt:{password}@{}/events?api_key={api_key}&tenant=7",
+        rig.sink.addr
+    );
+    let all = Mutt::start(&rig.env, &rig.cfg("all").webhook(url)).await?;
+    send_all(
+        vec![all.ingest_url.clone()],
+        2,
+        2,
+        Duration::ZERO,
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_until("two dead letters", Duration::from_secs(20), || async {
+        (rig.dlq_len("forwarder").await.ok()? == 2).then_some(())
+    })
+    .await?;
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("mutt:{password}"))
+    };
+    for (_, fields) in read_stream(&rig.env, "dlq:forwarder").await? {
+        let error = String::from_utf8_lossy(&fields["last_error"]).to_string();
+        assert!(
+            error.contains("refused /events"),
+            "the excerpt is kept: {error}"
+        );
+        assert!(error.contains("[redacted]"), "{error}");
+        for secret in [password, api_key, basic.as_str()] {
+            assert!(!error.contains(secret), "{secret} in {error}");
+        }
+    }
+    let log = all.log_text();
+    for secret in [password, api_key, basic.as_str()] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+    drop(all);
+    rig.finish().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_alert_goes_to_the_dlq_with_the_status_and_an_excerpt() -> anyhow::Result<()> {
     let rig = rig().await?;

@@ -37,12 +37,88 @@ pub enum Delivery {
 }
 
 /// A webhook endpoint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Webhook {
     client: reqwest::Client,
     url: String,
     /// The bearer token's state (active and, during a rotation, fallback).
     token: Option<StateRx>,
+    /// Credentials carried by the URL itself (user-info, query values), in every form a
+    /// refusing server might echo them: never to reach a dead letter's `last_error`.
+    url_secrets: Vec<Secret>,
+}
+
+// By hand: the URL may carry credentials.
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &mutt_core::settings::redact_url(&self.url))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The secrets a webhook URL carries: the password of its user-info (also as
+/// `user:password` and in the Basic-auth form reqwest sends it in), and the value of every
+/// query parameter (`?api_key=…`, `?token=…`), each as written and percent-decoded.
+fn url_secrets(url: &str) -> Vec<Secret> {
+    use base64::Engine;
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return Vec::new();
+    };
+    let decode = percent_decode;
+    let mut out: Vec<String> = Vec::new();
+    if let Some(password) = u.password() {
+        let user = decode(u.username());
+        let plain = decode(password);
+        let pair = format!("{user}:{plain}");
+        out.push(base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()));
+        out.push(pair);
+        out.push(format!("{}:{password}", u.username()));
+        out.push(password.to_string());
+        out.push(plain);
+    }
+    for (_, v) in u.query_pairs() {
+        out.push(v.to_string());
+    }
+    if let Some(q) = u.query() {
+        for pair in q.split('&') {
+            if let Some((_, v)) = pair.split_once('=') {
+                out.push(v.to_string());
+            }
+        }
+    }
+    // Longest first: a secret containing another must be replaced whole.
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    // Two characters are no credential, and replacing them everywhere would only garble
+    // the excerpt.
+    out.into_iter()
+        .filter(|s| s.len() >= 3)
+        .map(Secret::new)
+        .collect()
+}
+
+/// `%XX` sequences decoded (invalid ones kept as they are).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Webhook {
@@ -64,6 +140,7 @@ impl Webhook {
             client,
             url: url.to_string(),
             token,
+            url_secrets: url_secrets(url),
         })
     }
 
@@ -96,7 +173,8 @@ impl Webhook {
             }
             _ => first,
         };
-        let secrets: Vec<&Secret> = state.as_ref().map(|s| s.accepted()).unwrap_or_default();
+        let mut secrets: Vec<&Secret> = state.as_ref().map(|s| s.accepted()).unwrap_or_default();
+        secrets.extend(&self.url_secrets);
         match outcome {
             Ok(resp) => classify(resp, &secrets).await,
             Err(e) => Delivery::Retry {
@@ -232,6 +310,35 @@ mod tests {
             "{out}"
         );
         assert!(out.starts_with("bad token [redacted]"), "{out}");
+    }
+
+    #[test]
+    fn url_credentials_are_scrubbed_in_every_form() {
+        let url = "https://mutt:p%40ss%2Fw0rd@moog.example.com/events?api_key=K3y-123&x=a%26b";
+        let secrets = url_secrets(url);
+        let refs: Vec<&Secret> = secrets.iter().collect();
+        let basic = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode("mutt:p@ss/w0rd")
+        };
+        let body = format!(
+            "refused {url}; Authorization: Basic {basic}; password p@ss/w0rd or p%40ss%2Fw0rd; \
+             key K3y-123; x a&b"
+        );
+        let out = scrub(&body, &refs);
+        for leaked in [
+            "p@ss/w0rd",
+            "p%40ss%2Fw0rd",
+            basic.as_str(),
+            "K3y-123",
+            "a&b",
+            "a%26b",
+        ] {
+            assert!(!out.contains(leaked), "{leaked} in {out}");
+        }
+        assert!(out.contains("moog.example.com/events"), "{out}");
+        assert!(url_secrets("http://host/events").is_empty());
+        assert!(!format!("{:?}", Webhook::new(url, None, 1).unwrap()).contains("w0rd"));
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub enum Behaviour {
     Fail(u16, Option<u64>),
     /// Waits this long before answering 200 (a client timeout makes it a failure).
     Hang(Duration),
+    /// This status, with the request's URI and `Authorization` header echoed in the body
+    /// (as careless servers do): what MUTT keeps of it must not hold a credential.
+    Echo(u16),
 }
 
 /// What the sink has seen.
@@ -179,6 +182,7 @@ async fn stats(State(seen): State<Arc<Mutex<Seen>>>) -> Response {
 
 async fn receive(
     State(seen): State<Arc<Mutex<Seen>>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -221,6 +225,14 @@ async fn receive(
             return r;
         }
         Behaviour::Hang(d) => tokio::time::sleep(d).await,
+        Behaviour::Echo(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            return (status, format!("refused {uri} with Authorization: {auth}")).into_response();
+        }
         Behaviour::Accept => {}
     }
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
