@@ -157,17 +157,34 @@ impl Bus {
         Ok(out)
     }
 
-    /// Replaces the API key registry with `keys`, in one transaction.
-    pub async fn publish_keys(&self, keys: &[KeyRecord]) -> Result<(), BusError> {
-        let k = self.key("apikeys");
-        let mut pipe = redis::pipe();
-        pipe.atomic().del(&k).ignore();
+    /// Replaces the API key registry with `keys`, read at `version` of the key set, unless
+    /// Redis holds a set of that version or newer: a publisher that read the keys before a
+    /// revocation can never bring the revoked key back. Returns the version Redis holds
+    /// afterwards (higher than `version` when this set was refused as older).
+    pub async fn publish_keys(&self, version: i64, keys: &[KeyRecord]) -> Result<i64, BusError> {
+        static SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(
+                r"
+local cur = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if cur >= tonumber(ARGV[1]) then return cur end
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('SET', KEYS[2], ARGV[1])
+return tonumber(ARGV[1])
+",
+            )
+        });
+        let mut inv = SCRIPT.prepare_invoke();
+        inv.key(self.key("apikeys"))
+            .key(self.key("apikeys:version"))
+            .arg(version);
         for r in keys {
             let text = serde_json::to_string(r).map_err(|e| BusError::Protocol(e.to_string()))?;
-            pipe.hset(&k, &r.digest, text).ignore();
+            inv.arg(&r.digest).arg(text);
         }
-        let () = pipe.query_async(&mut self.conn()).await?;
-        Ok(())
+        Ok(inv.invoke_async(&mut self.conn()).await?)
     }
 
     /// The API key registry.

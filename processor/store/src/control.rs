@@ -816,15 +816,24 @@ impl Store {
             .map_err(Into::into)
     }
 
-    /// The keys valid now.
-    pub async fn live_api_keys(&self) -> Result<Vec<LiveKey>, StoreError> {
+    /// The keys valid now, with the version of the key set they were read at (one
+    /// statement, so both come from one snapshot).
+    pub async fn live_api_keys(&self) -> Result<(i64, Vec<LiveKey>), StoreError> {
         let rows = sqlx::query(
-            "SELECT name, key_hash, scopes, expires_at FROM api_keys
-             WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+            "SELECT v.version, k.name, k.key_hash, k.scopes, k.expires_at
+             FROM api_key_version v
+             LEFT JOIN api_keys k
+               ON k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())",
         )
         .fetch_all(&self.pool())
         .await?;
-        rows.iter()
+        let version = match rows.first() {
+            Some(r) => r.try_get("version")?,
+            None => 0,
+        };
+        let keys = rows
+            .iter()
+            .filter(|r| matches!(r.try_get::<Option<String>, _>("name"), Ok(Some(_))))
             .map(|r| {
                 Ok(LiveKey {
                     name: r.try_get("name")?,
@@ -833,8 +842,8 @@ impl Store {
                     expires_at: r.try_get("expires_at")?,
                 })
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(Into::into)
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok((version, keys))
     }
 
     /// Stores a new key's digest. When `retire_others_at` is given, the name's other live

@@ -470,3 +470,25 @@ async fn append_once_remembers_requests_for_their_window() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+/// A key set read before a revocation can never replace the set published after it.
+#[tokio::test]
+async fn an_older_key_set_never_replaces_a_newer_one() -> anyhow::Result<()> {
+    use mutt_bus::control::KeyRecord;
+    let bus = bus().await?;
+    let key = |name: &str| KeyRecord {
+        digest: format!("{name:0>64}"),
+        name: name.into(),
+        scopes: vec!["ingest".into()],
+        expires_ms: None,
+    };
+    assert_eq!(bus.publish_keys(7, &[key("a")]).await?, 7);
+    // A slow publisher that read the keys at version 6, when "revoked" was still live.
+    assert_eq!(bus.publish_keys(6, &[key("a"), key("revoked")]).await?, 7);
+    let names: Vec<String> = bus.keys().await?.into_iter().map(|k| k.name).collect();
+    assert_eq!(names, ["a"]);
+    assert_eq!(bus.publish_keys(8, &[key("b")]).await?, 8);
+    let names: Vec<String> = bus.keys().await?.into_iter().map(|k| k.name).collect();
+    assert_eq!(names, ["b"]);
+    Ok(())
+}

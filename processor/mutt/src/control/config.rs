@@ -253,7 +253,7 @@ pub(super) async fn list_keys(
 
 /// Publishes the live keys to every process.
 pub(super) async fn sync_keys(s: &ControlState) -> Result<(), String> {
-    let live = s.store.live_api_keys().await.map_err(|e| e.to_string())?;
+    let (version, live) = s.store.live_api_keys().await.map_err(|e| e.to_string())?;
     let records: Vec<mutt_bus::control::KeyRecord> = live
         .into_iter()
         .map(|k| mutt_bus::control::KeyRecord {
@@ -265,10 +265,21 @@ pub(super) async fn sync_keys(s: &ControlState) -> Result<(), String> {
                 .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64),
         })
         .collect();
-    s.bus
-        .publish_keys(&records)
+    let held = s
+        .bus
+        .publish_keys(version, &records)
         .await
         .map_err(|e| e.to_string())?;
+    if held > version {
+        // Another replica published a newer set meanwhile (fine), or PostgreSQL went back
+        // in time (restored from a backup): Redis keeps the newer set until it is deleted.
+        tracing::debug!(
+            read = version,
+            held,
+            "Redis holds a newer API key set; this one was not published"
+        );
+        return Ok(());
+    }
     s.announce(Announcement::Keys).await;
     let _ = s.keys.reload(&s.bus).await;
     Ok(())

@@ -182,3 +182,28 @@ async fn the_config_audit_log_is_append_only() -> anyhow::Result<()> {
     drop(c);
     drop_db(store, name).await
 }
+
+/// Every change of the API keys moves the key set's version forward, and the live keys
+/// come with the version they were read at.
+#[tokio::test]
+async fn api_key_changes_move_the_key_set_version() -> anyhow::Result<()> {
+    let (store, name) = fresh().await?;
+    let actor = mutt_store::control::Actor {
+        who: "test".into(),
+        reason: Some("test".into()),
+        correlation_id: "c".into(),
+    };
+    let (v0, keys) = store.live_api_keys().await?;
+    assert!(keys.is_empty());
+    store
+        .create_api_key("sender", &"a".repeat(64), &["ingest".into()], None, &actor)
+        .await?;
+    let (v1, keys) = store.live_api_keys().await?;
+    assert!(v1 > v0);
+    assert_eq!(keys.len(), 1);
+    store.revoke_api_key("sender", &actor).await?;
+    let (v2, keys) = store.live_api_keys().await?;
+    assert!(v2 > v1, "a revocation is a new version");
+    assert!(keys.is_empty());
+    drop_db(store, name).await
+}
