@@ -229,6 +229,8 @@ impl Alerter {
         let rules = self.rules.get();
         let hot = self.hot.borrow().clone();
         let ids: Vec<String> = batch.entries.iter().map(|e| e.id.clone()).collect();
+        // Released when this batch is done with, however it ends (a panic included).
+        let _release = self.leases.release_on_drop(ids.clone());
         // Decoding, rules and fingerprints are pure CPU, and a batch can be large: they run
         // on the blocking pool so that the runtime's threads stay free for what must not
         // wait (renewing leases, reading, serving /ready).
@@ -279,7 +281,6 @@ impl Alerter {
             }
             Err(_) => {}
         }
-        self.leases.release(&ids);
     }
 
     /// Counts the batch's unhandled events per host and fingerprint (one script call) and

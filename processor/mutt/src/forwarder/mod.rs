@@ -122,7 +122,61 @@ struct Book {
     failures: Vec<(Vec<String>, String)>,
 }
 
-type Running = JoinSet<(Vec<String>, Delivery, Duration)>;
+/// What a delivery task returns: the alerts it carried, the outcome, how long it took.
+type Delivered = (Vec<String>, Delivery, Duration);
+
+/// The deliveries in flight, with the alerts each carries: a task that panics has lost its
+/// return value, and its alerts must not be stranded in hand (renewed forever, never sent).
+#[derive(Debug, Default)]
+struct Running {
+    tasks: JoinSet<Delivered>,
+    ids: HashMap<tokio::task::Id, Vec<String>>,
+}
+
+impl Running {
+    fn spawn(
+        &mut self,
+        ids: Vec<String>,
+        delivery: impl Future<Output = Delivered> + Send + 'static,
+    ) {
+        let handle = self.tasks.spawn(delivery);
+        self.ids.insert(handle.id(), ids);
+    }
+
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// The result of a finished task; a panicked one is a failed delivery of its alerts,
+    /// retried like any other failure.
+    fn finished(
+        &mut self,
+        r: Result<(tokio::task::Id, Delivered), tokio::task::JoinError>,
+    ) -> Delivered {
+        match r {
+            Ok((id, done)) => {
+                self.ids.remove(&id);
+                done
+            }
+            Err(e) => {
+                let ids = self.ids.remove(&e.id()).unwrap_or_default();
+                tracing::error!(error = %e, alerts = ids.len(), "delivery task failed; its alerts are retried");
+                (
+                    ids,
+                    Delivery::Retry {
+                        reason: "task_failed".into(),
+                        retry_after: None,
+                    },
+                    Duration::ZERO,
+                )
+            }
+        }
+    }
+}
 
 impl Forwarder {
     /// Runs until `shutdown`; then finishes the deliveries in flight and returns. Alerts
@@ -178,7 +232,7 @@ impl Forwarder {
         tracing::info!(consumer = %self.consumer, "forwarder started");
 
         let mut book = Book::default();
-        let mut running: Running = JoinSet::new();
+        let mut running = Running::default();
         let mut gate = Gate {
             state: CircuitState::Closed,
             checked: None,
@@ -227,16 +281,13 @@ impl Forwarder {
                     }
                     book.ready.retain(|id| book.held.contains_key(id));
                 }
-                Some(done) = running.join_next(), if !running.is_empty() => {
-                    let mut results = vec![done];
-                    while let Some(more) = running.try_join_next() {
-                        results.push(more);
+                Some(done) = running.tasks.join_next_with_id(), if !running.is_empty() => {
+                    let mut results = vec![running.finished(done)];
+                    while let Some(more) = running.tasks.try_join_next_with_id() {
+                        results.push(running.finished(more));
                     }
-                    for r in results {
-                        match r {
-                            Ok((ids, d, took)) => self.settle(&hot, ids, d, took, &mut book, &mut gate).await,
-                            Err(e) => tracing::error!(error = %e, "delivery task failed"),
-                        }
+                    for (ids, d, took) in results {
+                        self.settle(&hot, ids, d, took, &mut book, &mut gate).await;
                     }
                 }
                 _ = tokio::time::sleep_until(sleep_until), if !stopping => {
@@ -446,7 +497,7 @@ impl Forwarder {
             };
             let wh = self.webhook.clone();
             let timeout = hot.webhook_timeout;
-            running.spawn(async move {
+            running.spawn(ids.clone(), async move {
                 let started = Instant::now();
                 let d = wh.post(body, traceparent.as_deref(), timeout).await;
                 if let Some(sp) = &span {
@@ -791,6 +842,18 @@ mod tests {
         assert_eq!(v, serde_json::json!({"events": [{"a": 1}, {"b": [2]}]}));
         let v: Value = serde_json::from_slice(&batch_body(std::iter::empty())).unwrap();
         assert_eq!(v, serde_json::json!({"events": []}));
+    }
+
+    #[tokio::test]
+    async fn a_delivery_task_that_panics_fails_its_alerts() {
+        let mut running = Running::default();
+        let ids = vec!["1-0".to_string(), "2-0".to_string()];
+        running.spawn(ids.clone(), async { panic!("a bug in a delivery") });
+        let done = running.tasks.join_next_with_id().await.unwrap();
+        let (back, d, _) = running.finished(done);
+        assert_eq!(back, ids, "its alerts are known, not stranded");
+        assert!(matches!(d, Delivery::Retry { .. }));
+        assert!(running.ids.is_empty());
     }
 
     #[test]

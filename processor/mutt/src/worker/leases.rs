@@ -16,6 +16,19 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Hot, Stream};
 
+/// Releases its ids when dropped (see [`Leases::release_on_drop`]).
+#[derive(Debug)]
+pub struct Release {
+    leases: Leases,
+    ids: Vec<String>,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.leases.release(&self.ids);
+    }
+}
+
 /// The ids a worker holds.
 #[derive(Debug, Clone, Default)]
 pub struct Leases {
@@ -35,6 +48,24 @@ impl Leases {
         let mut g = self.lock();
         for id in ids {
             g.insert(id.clone());
+        }
+    }
+
+    /// Starts holding those of `ids` not held yet, and returns whether each was new: an
+    /// entry already in hand (a reclaim can return it when a renewal was late) must not be
+    /// processed a second time alongside the first.
+    pub fn hold_new<'a>(&self, ids: impl IntoIterator<Item = &'a String>) -> Vec<bool> {
+        let mut g = self.lock();
+        ids.into_iter().map(|id| g.insert(id.clone())).collect()
+    }
+
+    /// Releases `ids` when the returned guard is dropped: at the end of the work, or when
+    /// the task doing it panics, so that a crashed task's entries are not renewed forever
+    /// (they become idle and are reclaimed).
+    pub fn release_on_drop(&self, ids: Vec<String>) -> Release {
+        Release {
+            leases: self.clone(),
+            ids,
         }
     }
 
@@ -101,5 +132,33 @@ impl Leases {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_new_ids_are_taken() {
+        let l = Leases::default();
+        let (a, b) = ("1-0".to_string(), "2-0".to_string());
+        assert_eq!(l.hold_new([&a]), [true]);
+        assert_eq!(l.hold_new([&a, &b]), [false, true]);
+        assert_eq!(l.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_task_that_panics_releases_its_leases() {
+        let l = Leases::default();
+        let ids = vec!["1-0".to_string(), "2-0".to_string()];
+        l.hold(&ids);
+        let guard = l.release_on_drop(ids);
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            panic!("a bug while processing");
+        });
+        assert!(task.await.is_err());
+        assert!(l.is_empty(), "the panic released the leases");
     }
 }

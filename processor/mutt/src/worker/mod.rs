@@ -5,7 +5,7 @@ pub mod leases;
 pub mod reclaim;
 pub mod retry;
 
-pub use leases::Leases;
+pub use leases::{Leases, Release};
 pub use reclaim::{Reclaimer, Stream};
 pub use retry::{backoff, retry, retry_store, sleep_or_shutdown};
 

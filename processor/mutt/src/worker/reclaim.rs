@@ -95,12 +95,19 @@ impl Reclaimer {
                     .with_label_values(&[&s.group, "deleted"])
                     .inc_by(page.deleted.len() as u64);
             }
-            if !page.entries.is_empty() {
-                let ids: Vec<String> = page.entries.iter().map(|e| e.id.clone()).collect();
-                self.leases.hold(&ids);
+            // Entries still in our hands (their renewal came late) are being worked on:
+            // they are neither handed out again nor dead-lettered.
+            let fresh = self.leases.hold_new(page.entries.iter().map(|e| &e.id));
+            let mut fresh = fresh.into_iter();
+            let entries: Vec<StreamEntry> = page
+                .entries
+                .into_iter()
+                .filter(|_| fresh.next().unwrap_or(false))
+                .collect();
+            if !entries.is_empty() {
+                let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
                 let counts = self.bus.delivery_counts(&s.stream, &s.group, &ids).await?;
-                let (dead, alive): (Vec<_>, Vec<_>) = page
-                    .entries
+                let (dead, alive): (Vec<_>, Vec<_>) = entries
                     .into_iter()
                     .map(|e| {
                         let n = counts.get(&e.id).copied().unwrap_or(1);
@@ -256,5 +263,71 @@ impl Reclaimer {
                 .with_label_values(&[&s.stream])
                 .set(n as i64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mutt_bus::{NewEntry, TraceContext};
+    use mutt_core::hot::HotConfig;
+    use std::sync::Arc;
+
+    /// Reclaiming must never hand out, nor dead-letter, an entry this worker still holds:
+    /// when a lease renewal comes late, the entry looks idle to our own reclaimer, and it
+    /// would be processed a second time alongside the first.
+    #[tokio::test]
+    async fn entries_in_hand_are_not_reclaimed_again() -> anyhow::Result<()> {
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("reclaim-test-{}", uuid::Uuid::new_v4().simple());
+        let bus = Bus::connect(&url, &prefix).await?;
+        let stream = bus.names().events();
+        bus.ensure_group(&stream, "alerter").await?;
+        bus.append(
+            &stream,
+            &[NewEntry::new(b"x".to_vec(), TraceContext::default())],
+        )
+        .await?;
+        let mut reader = bus
+            .reader(&stream, "alerter", "c1", Duration::from_millis(50))
+            .await?;
+        reader.read(10).await?;
+        let entries = reader.read(10).await?;
+        assert_eq!(entries.len(), 1);
+        let leases = Leases::default();
+        leases.hold(entries.iter().map(|e| &e.id));
+        let (hot_tx, hot) = tokio::sync::watch::channel(Arc::new(HotConfig {
+            claim_timeout: Duration::from_millis(500),
+            max_deliveries: 1,
+            ..HotConfig::default()
+        }));
+        let reclaimer = Reclaimer {
+            bus: bus.clone(),
+            stream: Stream {
+                stream: stream.clone(),
+                group: "alerter".into(),
+                consumer: "c1".into(),
+            },
+            hot,
+            leases: leases.clone(),
+        };
+        let (tx, mut rx) = mpsc::channel(4);
+        let shutdown = CancellationToken::new();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        reclaimer.cycle(&tx, &shutdown).await?;
+        assert!(rx.try_recv().is_err(), "handed out again while in hand");
+        assert_eq!(
+            bus.len(&bus.names().dlq("alerter")).await?,
+            0,
+            "dead-lettered while in hand"
+        );
+        // Once released (the work was abandoned), it is reclaimed as it should be.
+        leases.release(entries.iter().map(|e| &e.id));
+        hot_tx.send_modify(|h| Arc::make_mut(h).max_deliveries = 10);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        reclaimer.cycle(&tx, &shutdown).await?;
+        let got = rx.try_recv()?;
+        assert_eq!(got[0].0.id, entries[0].id);
+        Ok(())
     }
 }
