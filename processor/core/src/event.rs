@@ -105,7 +105,7 @@ impl Event {
     /// Checks the invariants that validation established. Used on entries read back from a
     /// stream, which anyone with Redis access could have written.
     pub fn check(&self, limits: &Limits) -> Result<(), ValidationError> {
-        check_text("hostname", &self.hostname, limits.max_hostname_bytes, false)?;
+        check_hostname(&self.hostname, limits)?;
         check_text("message", &self.message, limits.max_message_bytes, true)?;
         parse_timestamp(&self.timestamp)?;
         if self.id.is_empty() {
@@ -135,8 +135,9 @@ impl Event {
 /// spare while keeping one stream entry well below what a worker batch can hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// `hostname` at most this many bytes (the audit column is `VARCHAR(255)`).
-    pub max_hostname_bytes: usize,
+    /// `hostname` at most this many characters (the audit column is `VARCHAR(255)`, which
+    /// counts characters); attribute names likewise.
+    pub max_hostname_chars: usize,
     /// `message` at most this many bytes.
     pub max_message_bytes: usize,
     /// Any other string field at most this many bytes.
@@ -150,7 +151,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_hostname_bytes: 255,
+            max_hostname_chars: 255,
             max_message_bytes: 16 * 1024,
             max_field_bytes: 4 * 1024,
             max_attributes: 64,
@@ -208,7 +209,7 @@ pub fn validate(
         ));
     };
     let hostname = required_string(&mut obj, "hostname")?;
-    check_text("hostname", &hostname, limits.max_hostname_bytes, false)?;
+    check_hostname(&hostname, limits)?;
     let message = required_string(&mut obj, "message")?;
     check_text("message", &message, limits.max_message_bytes, true)?;
     let timestamp = required_string(&mut obj, "timestamp")?;
@@ -217,7 +218,13 @@ pub fn validate(
     let syslog_severity = match obj.remove("syslog_severity") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(
+            // JSON has no integers apart from numbers: 3.0 is the integer 3.
             n.as_i64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && (0.0..=7.0).contains(f))
+                        .map(|f| f as i64)
+                })
                 .and_then(SyslogSeverity::from_number)
                 .ok_or_else(|| {
                     ValidationError::new(
@@ -253,13 +260,23 @@ pub fn validate(
     };
 
     let trap_oid = match optional_string(&mut obj, "trap_oid", limits.max_field_bytes)? {
-        Some(s) if s.trim().is_empty() => None,
+        Some(s) if s.trim().is_empty() && s.len() <= 255 => None,
         Some(s) => Some(
             normalize_oid(&s).map_err(|m| ValidationError::new("trap_oid", "invalid_value", m))?,
         ),
         None => None,
     };
     let source_type = optional_string(&mut obj, "source_type", limits.max_field_bytes)?;
+    // Kept as an attribute, but read for the webhook's severity: a name or a number.
+    if let Some(v) = obj.get("severity")
+        && !matches!(v, Value::String(_) | Value::Number(_) | Value::Null)
+    {
+        return Err(ValidationError::new(
+            "severity",
+            "wrong_type",
+            format!("severity must be a name or a number, not {}", type_name(v)),
+        ));
+    }
 
     if obj.len() > limits.max_attributes {
         return Err(ValidationError::new(
@@ -273,13 +290,13 @@ pub fn validate(
         ));
     }
     for (k, v) in &obj {
-        if k.len() > limits.max_hostname_bytes {
+        if k.chars().count() > limits.max_hostname_chars {
             return Err(ValidationError::new(
                 truncate(k, 40),
                 "too_large",
                 format!(
-                    "field names are limited to {} bytes",
-                    limits.max_hostname_bytes
+                    "field names are limited to {} characters",
+                    limits.max_hostname_chars
                 ),
             ));
         }
@@ -325,17 +342,18 @@ pub fn parse_timestamp(s: &str) -> Result<OffsetDateTime, ValidationError> {
 
 /// Normalises an OID: strips one leading dot and checks that it is 1–128 numeric arcs.
 pub fn normalize_oid(s: &str) -> Result<String, String> {
+    // Stored in VARCHAR(255) columns; counted as sent, so that the limit is the one the
+    // schema documents.
+    if s.len() > 255 {
+        return Err(format!(
+            "an OID has at most 255 characters, this one has {}",
+            s.len()
+        ));
+    }
     let t = s.trim();
     let t = t.strip_prefix('.').unwrap_or(t);
     if t.is_empty() {
         return Err("an OID needs at least one arc".into());
-    }
-    // Stored in VARCHAR(255) columns.
-    if t.len() > 255 {
-        return Err(format!(
-            "an OID has at most 255 characters, this one has {}",
-            t.len()
-        ));
     }
     let mut arcs = 0usize;
     for arc in t.split('.') {
@@ -402,6 +420,19 @@ fn optional_string(
             format!("{field} must be a string, not {}", type_name(&other)),
         )),
     }
+}
+
+/// A host name: not blank, no control characters, at most `max_hostname_chars` characters.
+fn check_hostname(s: &str, limits: &Limits) -> Result<(), ValidationError> {
+    let n = s.chars().count();
+    if n > limits.max_hostname_chars {
+        return Err(ValidationError::new(
+            "hostname",
+            "too_large",
+            format!("{n} characters; the limit is {}", limits.max_hostname_chars),
+        ));
+    }
+    check_text("hostname", s, usize::MAX, false)
 }
 
 /// Non-empty after trimming, within `max` bytes, no NUL (PostgreSQL refuses it in text) and,
@@ -544,6 +575,68 @@ mod tests {
         assert_eq!(err(v.clone()).code, "missing_field");
         v["hostname"] = json!("x".repeat(256));
         assert_eq!(err(v).code, "too_large");
+    }
+
+    /// What schemas/event.schema.json says, the validation does (schemathesis checks the
+    /// same against a running ingest in CI).
+    #[test]
+    fn validation_matches_the_documented_schema() {
+        let base = json!({"hostname": "h", "message": "m", "timestamp": "2025-01-01T00:00:00Z"});
+        let with = |k: &str, v: Value| {
+            let mut e = base.clone();
+            e[k] = v;
+            e
+        };
+        assert_eq!(err(with("severity", json!({}))).code, "wrong_type");
+        assert_eq!(err(with("severity", json!([1]))).code, "wrong_type");
+        assert!(validate(with("severity", json!(null)), env(), &Limits::default()).is_ok());
+        assert!(validate(with("severity", json!(2.5)), env(), &Limits::default()).is_ok());
+        assert_eq!(
+            ok(with("syslog_severity", json!(3.0))).syslog_severity,
+            Some(3)
+        );
+        assert_eq!(
+            ok(with("syslog_severity", json!(null))).syslog_severity,
+            None
+        );
+        assert_eq!(
+            err(with("syslog_severity", json!(3.5))).field,
+            "syslog_severity"
+        );
+        assert_eq!(
+            err(with("syslog_severity", json!("+5"))).field,
+            "syslog_severity"
+        );
+        assert_eq!(
+            ok(with("syslog_severity", json!(" Warn "))).syslog_severity,
+            Some(4)
+        );
+        // 255 characters of any width; the OID limit counts what was sent.
+        assert!(
+            validate(
+                with("hostname", json!("é".repeat(255))),
+                env(),
+                &Limits::default()
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            err(with("hostname", json!("é".repeat(256)))).code,
+            "too_large"
+        );
+        assert_eq!(
+            err(with("hostname", json!("a\u{85}b"))).code,
+            "invalid_value"
+        );
+        assert_eq!(ok(with("trap_oid", json!("  "))).trap_oid, None);
+        assert_eq!(
+            err(with(
+                "trap_oid",
+                json!(format!(".{}", "1.".repeat(127) + "1"))
+            ))
+            .field,
+            "trap_oid"
+        );
     }
 
     #[test]

@@ -36,8 +36,9 @@ impl SyslogSeverity {
     /// A severity from a syslog name (`Warning`, `err`, …) or a decimal number `"0"`–`"7"`.
     pub fn parse(s: &str) -> Option<Self> {
         let t = s.trim();
-        if let Ok(n) = t.parse::<i64>() {
-            return Self::from_number(n);
+        // One digit, as the documented pattern says (not "+5" or "007").
+        if let [d @ b'0'..=b'7'] = t.as_bytes() {
+            return Some(Self(d - b'0'));
         }
         SYSLOG_NAMES
             .iter()
