@@ -99,6 +99,19 @@ async fn redis_auth(port: u16, user: &str, password: &str) -> Result<(), String>
         .map_err(|e| e.to_string())
 }
 
+/// The ids of the connections of MUTT's ACL user that are not pub/sub.
+async fn mutt_connections(
+    admin: &mut redis::aio::MultiplexedConnection,
+) -> anyhow::Result<std::collections::HashSet<String>> {
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query_async(admin).await?;
+    Ok(clients
+        .lines()
+        .filter(|l| l.contains(" user=mutt ") && !l.contains(" flags=P "))
+        .filter_map(|l| l.split_whitespace().find_map(|f| f.strip_prefix("id=")))
+        .map(str::to_string)
+        .collect())
+}
+
 async fn auth_calls(admin: &mut redis::aio::MultiplexedConnection) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
@@ -350,35 +363,33 @@ async fn every_secret_rotates_while_fifty_thousand_events_flow() -> anyhow::Resu
         "both passwords during the overlap"
     );
     write("redis", &rp2)?; // The operator updates the mounted secret for restarts.
-    let clients: String = redis::cmd("CLIENT")
-        .arg("LIST")
-        .query_async(&mut admin)
-        .await?;
     // Pub/sub connections cannot re-authenticate (they reconnect with the current
-    // password instead); every other connection of MUTT's user must.
-    let mutt_connections = clients
-        .lines()
-        .filter(|l| l.contains(" user=mutt ") && !l.contains(" flags=P "))
-        .count() as u64;
+    // password instead); every other connection of MUTT's user that lives through the
+    // promotion must. Connections come and go meanwhile (a reader reconnecting, a pool
+    // replaced), so what is checked is a state: the AUTH calls since the promotion cover
+    // every connection that existed before it and still exists, whenever it is looked at.
+    let before = mutt_connections(&mut admin).await?;
     let auth_before = auth_calls(&mut admin).await;
     control.step("redis_password", "promote", None).await?;
     let took = control.converged("redis_password", 3).await?;
     eprintln!("redis password promoted everywhere in {took:?}");
     let reauth = wait_until(
         "live connections to re-authenticate",
-        Duration::from_secs(10),
+        Duration::from_secs(20),
         || {
-            let mut a = admin.clone();
+            let (mut a, before) = (admin.clone(), before.clone());
             async move {
-                let n = auth_calls(&mut a).await;
-                (n >= auth_before + mutt_connections).then_some(n - auth_before)
+                let still = mutt_connections(&mut a).await.ok()?;
+                let lived = before.intersection(&still).count() as u64;
+                let n = auth_calls(&mut a).await - auth_before;
+                (n >= lived).then_some((lived, n))
             }
         },
     )
     .await;
     eprintln!(
-        "{mutt_connections} connections, AUTH calls since the promotion: {reauth:?} (now {})",
-        auth_calls(&mut admin).await - auth_before
+        "{} connections before the promotion; (lived through it, AUTH calls since): {reauth:?}",
+        before.len()
     );
     reauth?;
     control.step("redis_password", "retire", None).await?;
