@@ -9,6 +9,7 @@ mod docs;
 mod faults;
 mod hold;
 mod idempotency;
+mod live;
 mod overload;
 mod pipeline;
 mod replay;

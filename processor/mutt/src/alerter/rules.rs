@@ -75,10 +75,10 @@ impl RuleCache {
         shutdown: CancellationToken,
     ) {
         loop {
-            let interval = hot.borrow().rule_reload_interval;
+            let since = tokio::time::Instant::now();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
+                _ = crate::worker::wait_interval(&hot, since, |h| h.rule_reload_interval, &shutdown) => {}
                 _ = self.reload.notified() => {}
             }
             if let Err(e) = self.load(&store).await {

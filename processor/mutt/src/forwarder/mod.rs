@@ -205,7 +205,12 @@ impl Forwarder {
         let read_task = tokio::spawn(read_loop(
             reader,
             self.hot.clone(),
-            permits,
+            Capacity {
+                permits,
+                size: capacity,
+                in_flight: self.concurrency,
+                owed: 0,
+            },
             paused.clone(),
             self.leases.clone(),
             tx,
@@ -745,13 +750,14 @@ impl Forwarder {
 async fn read_loop(
     mut reader: GroupReader,
     hot: Hot,
-    permits: Arc<Semaphore>,
+    mut capacity: Capacity,
     paused: Arc<AtomicBool>,
     leases: Leases,
     tx: mpsc::Sender<(StreamEntry, OwnedSemaphorePermit)>,
     shutdown: CancellationToken,
 ) {
     let mut attempt = 0u32;
+    let mut changes = hot.clone();
     while !shutdown.is_cancelled() {
         // An open circuit: reading more would only fill memory with alerts that wait.
         if paused.load(Ordering::Relaxed) {
@@ -760,10 +766,19 @@ async fn read_loop(
             }
             continue;
         }
-        // Wait for room for at least one alert, then take what is free up to a batch.
+        capacity.follow(changes.borrow_and_update().forwarder_batch as usize);
+        let permits = &capacity.permits;
+        // Wait for room for at least one alert, then take what is free up to a batch; a
+        // change of the settings (a larger batch makes room) is looked at while waiting.
         let mut pool = tokio::select! {
             _ = shutdown.cancelled() => return,
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
         };
         let batch = hot.borrow().forwarder_batch as usize;
         let extra = permits.available_permits().min(batch.saturating_sub(1));
@@ -816,6 +831,38 @@ fn circuit_outcome(d: &Delivery, was_probe: bool) -> Option<bool> {
     }
 }
 
+/// How many alerts a forwarder holds at once: enough to keep every delivery slot busy plus
+/// a read batch (`forwarder_batch`, a hot setting: the size follows it).
+#[derive(Debug)]
+struct Capacity {
+    permits: Arc<Semaphore>,
+    /// The size now.
+    size: usize,
+    /// Delivery slots (2 alerts each in hand: one in flight, one ready).
+    in_flight: usize,
+    /// Permits still to take away after a shrink: those in use come back first.
+    owed: usize,
+}
+
+impl Capacity {
+    fn follow(&mut self, batch: usize) {
+        let want = self.in_flight * 2 + batch;
+        if want > self.size {
+            let grow = want - self.size;
+            // Growth first pays what a shrink still owes.
+            let paid = grow.min(self.owed);
+            self.owed -= paid;
+            self.permits.add_permits(grow - paid);
+        } else {
+            self.owed += self.size - want;
+        }
+        self.size = want;
+        if self.owed > 0 {
+            self.owed -= self.permits.forget_permits(self.owed);
+        }
+    }
+}
+
 /// `{"events":[…]}` from events serialised already.
 fn batch_body<'a>(events: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut body = Vec::with_capacity(4096);
@@ -842,6 +889,28 @@ mod tests {
         assert_eq!(v, serde_json::json!({"events": [{"a": 1}, {"b": [2]}]}));
         let v: Value = serde_json::from_slice(&batch_body(std::iter::empty())).unwrap();
         assert_eq!(v, serde_json::json!({"events": []}));
+    }
+
+    #[test]
+    fn the_capacity_follows_the_batch_setting() {
+        let permits = Arc::new(Semaphore::new(2 * 2 + 10));
+        let mut c = Capacity {
+            permits: permits.clone(),
+            size: 14,
+            in_flight: 2,
+            owed: 0,
+        };
+        c.follow(20);
+        assert_eq!(permits.available_permits(), 24);
+        // Shrinking while 20 are in hand: the 4 free go at once, the rest as they return.
+        let held = permits.clone().try_acquire_many_owned(20).unwrap();
+        c.follow(4);
+        assert_eq!((permits.available_permits(), c.owed), (0, 12));
+        drop(held);
+        c.follow(4);
+        assert_eq!((permits.available_permits(), c.owed), (8, 0));
+        c.follow(10);
+        assert_eq!(permits.available_permits(), 14);
     }
 
     #[tokio::test]

@@ -102,10 +102,12 @@ impl Leases {
         shutdown: CancellationToken,
     ) {
         loop {
-            let every = (hot.borrow().claim_timeout / 3).max(Duration::from_millis(100));
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
+            let since = tokio::time::Instant::now();
+            let every = |h: &mutt_core::hot::HotConfig| {
+                (h.claim_timeout / 3).max(Duration::from_millis(100))
+            };
+            if !super::wait_interval(&hot, since, every, &shutdown).await {
+                return;
             }
             let ids = self.snapshot();
             if ids.is_empty() {

@@ -7,7 +7,7 @@ pub mod retry;
 
 pub use leases::{Leases, Release};
 pub use reclaim::{Reclaimer, Stream};
-pub use retry::{backoff, retry, retry_store, sleep_or_shutdown};
+pub use retry::{backoff, retry, retry_store, sleep_or_shutdown, wait_interval};
 
 use std::sync::Arc;
 

@@ -52,10 +52,9 @@ impl Reclaimer {
     pub async fn run(self, tx: mpsc::Sender<Vec<(StreamEntry, u64)>>, shutdown: CancellationToken) {
         let mut last_upkeep = tokio::time::Instant::now();
         loop {
-            let interval = self.hot.borrow().claim_interval;
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
+            let since = tokio::time::Instant::now();
+            if !super::wait_interval(&self.hot, since, |h| h.claim_interval, &shutdown).await {
+                return;
             }
             if let Err(e) = self.cycle(&tx, &shutdown).await {
                 tracing::warn!(error = %e, group = %self.stream.group, "reclaim cycle failed");

@@ -12,6 +12,34 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
 }
 
+/// Waits until `every` (a hot setting) has passed since `since`, following changes of the
+/// setting while waiting: a shorter value applies at once, not after the old interval.
+/// Returns false when `shutdown` came first.
+pub async fn wait_interval(
+    hot: &super::Hot,
+    since: tokio::time::Instant,
+    every: impl Fn(&mutt_core::hot::HotConfig) -> Duration,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut hot = hot.clone();
+    loop {
+        let deadline = since + every(&hot.borrow_and_update());
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep_until(deadline) => return true,
+            changed = hot.changed() => {
+                // The publisher is gone (the process is stopping): wait out the interval.
+                if changed.is_err() {
+                    return tokio::select! {
+                        _ = shutdown.cancelled() => false,
+                        _ = tokio::time::sleep_until(deadline) => true,
+                    };
+                }
+            }
+        }
+    }
+}
+
 /// Sleeps; returns true when interrupted by shutdown.
 pub async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
