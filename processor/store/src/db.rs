@@ -135,22 +135,8 @@ impl Store {
     /// pool is connected with it first (an error leaves the old pool in use), then replaces
     /// the old one, which finishes the queries holding its connections and is closed.
     pub async fn use_password(&self, password: &Secret) -> Result<(), StoreError> {
-        let options = self.inner.options.clone().password(password.expose());
-        let fresh = pool_options(self.inner.max_connections)
-            .connect_with(options)
-            .await?;
-        let old = {
-            let mut slot = match self.inner.pool.write() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            std::mem::replace(&mut *slot, (fresh, Some(password.clone()))).0
-        };
-        tokio::spawn(async move {
-            tokio::time::sleep(RETIRED_POOL_GRACE).await;
-            old.close().await;
-        });
-        Ok(())
+        self.swap_pool(Some(password.clone()), RETIRED_POOL_GRACE)
+            .await
     }
 
     /// Replaces every connection with a new one, without failing a query: used when the
@@ -159,7 +145,13 @@ impl Store {
     /// old pool is closed at once; a query that still holds it fails as unavailable and is
     /// retried on the new one.
     pub async fn reconnect(&self) -> Result<(), StoreError> {
-        let options = match self.password_in_use() {
+        self.swap_pool(self.password_in_use(), Duration::ZERO).await
+    }
+
+    /// Connects a new pool with `password` (an error leaves the old pool in use), puts it
+    /// in place of the old one, and closes the old one after `grace`.
+    async fn swap_pool(&self, password: Option<Secret>, grace: Duration) -> Result<(), StoreError> {
+        let options = match &password {
             Some(p) => self.inner.options.clone().password(p.expose()),
             None => self.inner.options.clone(),
         };
@@ -171,9 +163,12 @@ impl Store {
                 Ok(g) => g,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            std::mem::replace(&mut slot.0, fresh)
+            std::mem::replace(&mut *slot, (fresh, password)).0
         };
-        tokio::spawn(async move { old.close().await });
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            old.close().await;
+        });
         Ok(())
     }
 
