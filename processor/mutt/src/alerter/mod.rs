@@ -237,8 +237,11 @@ impl Alerter {
         let limits = self.limits.clone();
         let now = mutt_core::now_ms();
         let evaluated = {
-            let rules = rules.clone();
-            tokio::task::spawn_blocking(move || evaluate(batch.entries, &rules, &limits, now)).await
+            let (rules, span) = (rules.clone(), tracing::Span::current());
+            tokio::task::spawn_blocking(move || {
+                span.in_scope(|| evaluate(batch.entries, &rules, &limits, now))
+            })
+            .await
         };
         let outcome = match evaluated {
             Ok(Evaluated {
