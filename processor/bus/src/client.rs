@@ -210,7 +210,9 @@ local nids = tonumber(ARGV[2])
 local a = 3 + nids
 append_entries(KEYS[2], tonumber(ARGV[a]), a + 1)
 chunked('XACK', KEYS[1], ARGV[1], 3, 2 + nids)
-chunked('HDEL', KEYS[3], nil, 3, 2 + nids)
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  chunked('HDEL', KEYS[3], nil, 3, 2 + nids)
+end
 return nids
 ",
             )

@@ -38,18 +38,32 @@ for i = 1, #KEYS, 2 do
       if ARGV[j] == marker then hit = marker end
     end
   else
-    local fresh = redis.call('EXISTS', counter) == 0
-    for j = first, last, 2 do
-      if redis.call('SADD', counter, ARGV[j + 1]) == 1
-        and redis.call('SCARD', counter) >= threshold then
-        hit = ARGV[j]
-        break
+    local before = redis.call('SCARD', counter)
+    if before + n < threshold then
+      -- The threshold cannot be reached in this batch: add every id at once (in slices
+      -- that fit Lua's stack).
+      local members = {}
+      for j = first, last, 2 do
+        members[#members + 1] = ARGV[j + 1]
+        if #members == 1000 or j + 1 == last then
+          redis.call('SADD', counter, unpack(members))
+          members = {}
+        end
+      end
+    else
+      -- It may be: add one by one to find the event that reaches it.
+      for j = first, last, 2 do
+        if redis.call('SADD', counter, ARGV[j + 1]) == 1
+          and redis.call('SCARD', counter) >= threshold then
+          hit = ARGV[j]
+          break
+        end
       end
     end
     if hit ~= '' then
       redis.call('SET', triggered, hit, 'PX', window)
       redis.call('DEL', counter)
-    elseif fresh then
+    elseif before == 0 then
       redis.call('PEXPIRE', counter, window)
     end
   end
