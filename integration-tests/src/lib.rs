@@ -200,29 +200,20 @@ impl TestEnv {
             .await?)
     }
 
-    /// Inserts rules (their ids are assigned by the database, in order: 1, 2, …).
+    /// Inserts rules (their ids are assigned by the database, in order: 1, 2, …), through
+    /// the store's audited write, as a "test fixture" actor.
     pub async fn insert_rules(&self, rules: &[mutt_core::rules::Rule]) -> anyhow::Result<Vec<i32>> {
-        let mut db = self.db().await?;
+        let store = mutt_store::Store::connect(&self.database_url, 1).await?;
+        let actor = mutt_store::Actor {
+            who: "test fixture".into(),
+            reason: None,
+            correlation_id: String::new(),
+        };
         let mut ids = Vec::new();
         for r in rules {
-            let id: i32 = sqlx::query_scalar(
-                "INSERT INTO alert_rules (match_string, trap_oid, syslog_severity, match_type, priority,
-                   prod_handling, dev_handling, team_assignment, is_active)
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) RETURNING id",
-            )
-            .bind(&r.match_string)
-            .bind(&r.trap_oid)
-            .bind(r.syslog_severity)
-            .bind(r.match_type.as_str())
-            .bind(r.priority)
-            .bind(&r.prod_handling)
-            .bind(&r.dev_handling)
-            .bind(&r.team_assignment)
-            .bind(r.is_active)
-            .fetch_one(&mut db)
-            .await?;
-            ids.push(id);
+            ids.push(store.create_rule(r, &actor).await?.rule.id);
         }
+        store.close().await;
         Ok(ids)
     }
 

@@ -10,6 +10,9 @@ use redis::Script;
 use crate::client::Bus;
 use crate::error::BusError;
 
+/// The name of the webhook's circuit breaker and rate limit, in Redis and in metrics.
+pub const WEBHOOK: &str = "webhook";
+
 /// Circuit state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CircuitState {

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use crate::alerter::{Alerter, RuleCache};
 use crate::auth::KeyRing;
-use crate::control::{Background, ControlState};
+use crate::control::{Background, ControlState, Prometheus};
 use crate::credentials::Credentials;
 use crate::forwarder::Forwarder;
 use crate::forwarder::webhook::Webhook;
@@ -304,7 +304,7 @@ pub async fn run(
                     store,
                     keys: keys.clone(),
                     hot: hot.clone(),
-                    prometheus_url: settings.prometheus_url.clone(),
+                    prometheus: Prometheus::new(&settings.prometheus_url)?,
                     credentials: creds.clone(),
                 });
                 let background = Background {

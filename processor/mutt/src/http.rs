@@ -15,6 +15,17 @@ pub static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 #[derive(Debug, Clone)]
 pub struct CorrelationId(pub String);
 
+tokio::task_local! {
+    /// The correlation id of the request being answered: set once by [`correlation`], read
+    /// by [`ApiError`] when it becomes an answer, so that no handler passes it along.
+    static CORRELATION: String;
+}
+
+/// The correlation id of the request being answered (empty outside a request).
+pub fn correlation_id() -> String {
+    CORRELATION.try_with(Clone::clone).unwrap_or_default()
+}
+
 /// Whether a client-supplied correlation id is safe to echo and store: 1–64 characters
 /// of letters, digits, `-`, `_`, `.`, `:`.
 fn acceptable(id: &str) -> bool {
@@ -35,7 +46,7 @@ pub async fn correlation(mut req: Request, next: Next) -> Response {
         .filter(|v| acceptable(v))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
     req.extensions_mut().insert(CorrelationId(id.clone()));
-    let mut resp = next.run(req).await;
+    let mut resp = CORRELATION.scope(id.clone(), next.run(req)).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(CORRELATION_ID.clone(), v);
     }
@@ -46,11 +57,6 @@ pub async fn correlation(mut req: Request, next: Next) -> Response {
 /// timeout's empty 408, a body limit's plain-text 413, a 405, a rejected path) into MUTT's
 /// JSON error shape, keeping their status and headers. Runs inside [`correlation`].
 pub async fn json_errors(req: Request, next: Next) -> Response {
-    let cid = req
-        .extensions()
-        .get::<CorrelationId>()
-        .map(|c| c.0.clone())
-        .unwrap_or_default();
     let resp = next.run(req).await;
     let status = resp.status();
     let is_json = resp
@@ -79,7 +85,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         s if s.is_server_error() => "internal",
         _ => "error",
     };
-    let mut out = ApiError::new(status, code, message, &cid).into_response();
+    let mut out = ApiError::new(status, code, message).into_response();
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             out.headers_mut().insert(name.clone(), value.clone());
@@ -88,7 +94,8 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     out
 }
 
-/// An error answer: `{"error": {"code", "message"}, "correlation_id"}`.
+/// An error answer: `{"error": {"code", "message"}, "correlation_id"}` (the correlation
+/// id is the request's, added when the error becomes an answer).
 #[derive(Debug, Clone)]
 pub struct ApiError {
     /// HTTP status.
@@ -97,8 +104,6 @@ pub struct ApiError {
     pub code: &'static str,
     /// A sentence for humans; never contains secrets.
     pub message: String,
-    /// The request's correlation id.
-    pub correlation_id: String,
     /// Seconds after which a retry makes sense (429/503).
     pub retry_after: Option<u64>,
     /// Extra fields merged into the body (per-item errors, …).
@@ -107,17 +112,11 @@ pub struct ApiError {
 
 impl ApiError {
     /// A new error.
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        message: impl Into<String>,
-        correlation_id: &str,
-    ) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
             message: message.into(),
-            correlation_id: correlation_id.to_string(),
             retry_after: None,
             details: None,
         }
@@ -139,7 +138,7 @@ impl ApiError {
     pub fn body(&self) -> serde_json::Value {
         let mut body = json!({
             "error": {"code": self.code, "message": self.message},
-            "correlation_id": self.correlation_id,
+            "correlation_id": correlation_id(),
         });
         if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
             (&self.details, body.as_object_mut())
@@ -183,9 +182,9 @@ mod tests {
 
     #[test]
     fn error_body_shape() {
-        let e = ApiError::new(StatusCode::BAD_REQUEST, "bad", "nope", "c1")
-            .details(json!({"rejected": 2}));
-        let b = e.body();
+        let e =
+            ApiError::new(StatusCode::BAD_REQUEST, "bad", "nope").details(json!({"rejected": 2}));
+        let b = CORRELATION.sync_scope("c1".to_string(), || e.body());
         assert_eq!(b["error"]["code"], "bad");
         assert_eq!(b["correlation_id"], "c1");
         assert_eq!(b["rejected"], 2);

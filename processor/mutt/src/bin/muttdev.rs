@@ -118,19 +118,11 @@ async fn main() -> anyhow::Result<()> {
             Store::create_database_if_missing(&database_url).await?;
             let store = Store::connect(&database_url, 2).await?;
             store.migrate().await?;
-            if store.load_rule_set().await?.is_empty() {
-                for r in samples::rules() {
-                    store.insert_rule(&r).await?;
-                }
-                println!("added {} sample rules", samples::rules().len());
+            let seeded = samples::seed(&store).await?;
+            if seeded.rules > 0 {
+                println!("added {} sample rules", seeded.rules);
             } else {
                 println!("rules exist already; left as they are");
-            }
-            for h in samples::dev_hosts() {
-                store.add_dev_host(&h).await?;
-            }
-            for (h, t) in samples::device_teams() {
-                store.set_device_team(&h, &t).await?;
             }
             println!("development hosts and device teams set");
         }

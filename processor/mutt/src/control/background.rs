@@ -6,17 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mutt_bus::control::Snapshot;
-use mutt_bus::guard::CircuitState;
+use mutt_bus::guard::{CircuitState, WEBHOOK};
 use mutt_bus::names::{ALERTER_GROUP, FORWARDER_GROUP};
 use mutt_telemetry::metrics;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::ControlState;
-use super::config::sync_keys;
-use super::dlq::{GROUPS, auto_replay};
-use crate::forwarder::WEBHOOK;
+use super::service::dlq::{GROUPS, auto_replay};
+use super::service::{keys, settings};
 
 const SYNC_EVERY: Duration = Duration::from_secs(5);
 // Expiring keys promptly matters: the end of a rotation overlap is audited by this loop.
@@ -38,7 +35,7 @@ impl Background {
         let mut last_keys = tokio::time::Instant::now() - KEYS_EVERY;
         let mut last_replay = tokio::time::Instant::now();
         loop {
-            self.publish_snapshot().await;
+            settings::republish(s).await;
             if last_keys.elapsed() >= KEYS_EVERY {
                 last_keys = tokio::time::Instant::now();
                 match s.store.audit_expired_keys().await {
@@ -48,8 +45,8 @@ impl Background {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "expiring API keys"),
                 }
-                if let Err(e) = sync_keys(s).await {
-                    tracing::warn!(error = %e, "publishing API keys");
+                if let Err(e) = keys::sync(s).await {
+                    tracing::warn!(error = ?e, "publishing API keys");
                 }
             }
             let hot = s.hot.borrow().clone();
@@ -74,25 +71,6 @@ impl Background {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(SYNC_EVERY) => {}
             }
-        }
-    }
-
-    async fn publish_snapshot(&self) {
-        let s = &self.state;
-        match s.store.latest_snapshot().await {
-            Ok(Some((version, Value::Object(m)))) => {
-                let values = m
-                    .into_iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
-                    .collect();
-                if let Ok(true) = s.bus.store_snapshot(&Snapshot { version, values }).await {
-                    tracing::info!(version, "config snapshot republished to redis");
-                    s.announce(mutt_bus::control::Announcement::Config { version })
-                        .await;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "reading the latest snapshot"),
         }
     }
 

@@ -6,6 +6,9 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use mutt_store::Actor;
+
+use super::service::Refused;
 use crate::auth::Caller;
 use crate::http::{ApiError, CorrelationId};
 
@@ -16,6 +19,18 @@ pub struct Ctx {
     pub cid: String,
     /// Caller (`anonymous` on public endpoints).
     pub caller: Caller,
+}
+
+impl Ctx {
+    /// The actor of a change made for this request: who (the key's name), why, under
+    /// which request.
+    pub fn actor(&self, reason: Option<String>) -> Actor {
+        Actor {
+            who: self.caller.name.clone(),
+            reason,
+            correlation_id: self.cid.clone(),
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
@@ -41,11 +56,6 @@ pub(super) struct Body<T>(pub(super) T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let cid = req
-            .extensions()
-            .get::<CorrelationId>()
-            .map(|c| c.0.clone())
-            .unwrap_or_default();
         // Parsed to a value first: text with a NUL character is refused here, clearly,
         // rather than by PostgreSQL later (which cannot store it).
         match axum::Json::<serde_json::Value>::from_request(req, state).await {
@@ -55,7 +65,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                         StatusCode::BAD_REQUEST,
                         "invalid_body",
                         "text must not contain NUL characters",
-                        &cid,
                     ));
                 }
                 serde_json::from_value(v).map(Self).map_err(|e| {
@@ -63,7 +72,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                         StatusCode::BAD_REQUEST,
                         "invalid_body",
                         format!("Failed to deserialize the JSON body into the target type: {e}"),
-                        &cid,
                     )
                 })
             }
@@ -75,7 +83,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 } else {
                     StatusCode::BAD_REQUEST
                 };
-                Err(ApiError::new(status, "invalid_body", r.body_text(), &cid))
+                Err(ApiError::new(status, "invalid_body", r.body_text()))
             }
         }
     }
@@ -97,25 +105,17 @@ pub(super) struct PathParam<T>(pub(super) T);
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParam<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let cid = parts
-            .extensions
-            .get::<CorrelationId>()
-            .map(|c| c.0.clone())
-            .unwrap_or_default();
         if parts.uri.path().to_ascii_lowercase().contains("%00") {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_path",
                 "the path must not contain NUL characters",
-                &cid,
             ));
         }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| Self(v))
-            .map_err(|r| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text(), &cid)
-            })
+            .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text()))
     }
 }
 
@@ -126,11 +126,6 @@ pub(super) struct Params<T>(pub(super) T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let cid = parts
-            .extensions
-            .get::<CorrelationId>()
-            .map(|c| c.0.clone())
-            .unwrap_or_default();
         if parts
             .uri
             .query()
@@ -140,20 +135,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
                 StatusCode::BAD_REQUEST,
                 "invalid_query",
                 "query values must not contain NUL characters",
-                &cid,
             ));
         }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| Self(v))
-            .map_err(|r| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_query",
-                    r.body_text(),
-                    &cid,
-                )
-            })
+            .map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text()))
     }
 }
 
@@ -168,24 +155,14 @@ pub(super) struct Paging {
 
 impl Paging {
     /// Validates page and limit (defaults 1 and 50).
-    pub(super) fn new(page: Option<u32>, limit: Option<u32>, cid: &str) -> Result<Self, ApiError> {
+    pub(super) fn new(page: Option<u32>, limit: Option<u32>) -> Result<Self, Refused> {
         let page = page.unwrap_or(1);
         let limit = limit.unwrap_or(50);
         if page == 0 || page > 1_000_000 {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "page: from 1 to 1000000",
-                cid,
-            ));
+            return Err(Refused::query("page: from 1 to 1000000"));
         }
         if limit == 0 || limit > 200 {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "limit: from 1 to 200",
-                cid,
-            ));
+            return Err(Refused::query("limit: from 1 to 200"));
         }
         Ok(Self { page, limit })
     }
@@ -194,44 +171,22 @@ impl Paging {
 /// Parses an optional RFC 3339 query value.
 pub(super) fn time_param(
     v: &Option<String>,
-    name: &str,
-    cid: &str,
-) -> Result<Option<time::OffsetDateTime>, ApiError> {
+    name: &'static str,
+) -> Result<Option<time::OffsetDateTime>, Refused> {
     match v {
         None => Ok(None),
         Some(s) => time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
             .map(Some)
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_query",
-                    format!("{name}: {s:?} is not an RFC 3339 time"),
-                    cid,
-                )
-            }),
+            .map_err(|_| Refused::query(format!("{name}: {s:?} is not an RFC 3339 time"))),
     }
 }
 
 /// A reason: required ones must be 1–1000 characters.
-pub(super) fn reason(
-    r: Option<String>,
-    required: bool,
-    cid: &str,
-) -> Result<Option<String>, ApiError> {
+pub(super) fn reason(r: Option<String>, required: bool) -> Result<Option<String>, Refused> {
     let r = r.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     match &r {
-        None if required => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "reason: a reason is required for this change",
-            cid,
-        )),
-        Some(s) if s.chars().count() > 1000 => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "reason: at most 1000 characters",
-            cid,
-        )),
+        None if required => Err(Refused::bad("reason: a reason is required for this change")),
+        Some(s) if s.chars().count() > 1000 => Err(Refused::bad("reason: at most 1000 characters")),
         _ => Ok(r),
     }
 }

@@ -1,6 +1,7 @@
-//! `/api/v1`: MUTT v1's paths and response shapes, for existing scripts and dashboards.
-//! Every answer carries `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and a `Link` to the
-//! v2 documentation; endpoints v2 dropped answer 410 with their replacement.
+//! `/api/v1`: MUTT v1's paths and response shapes, for existing scripts and dashboards,
+//! over the same services as v2 (only the shapes and messages differ). Every answer
+//! carries `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and a `Link` to the v2
+//! documentation; endpoints v2 dropped answer 410 with their replacement.
 
 use std::sync::Arc;
 
@@ -10,39 +11,39 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
-use mutt_bus::control::Announcement;
-use mutt_store::control::{Actor, Outcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::config;
+use super::ControlState;
 use super::extract::{Body, Ctx, Params, PathParam, reason};
-use super::records::{
-    self, AuditQuery, EventQuery, ReasonQuery, RuleBody, check_host, check_team, new_rule, rule_id,
-};
-use super::{ControlState, created, ok, store_error};
+use super::service::audit::{self, AuditQuery, EventQuery};
+use super::service::rules::{self, RuleBody, rule_id};
+use super::service::{Refused, hosts, settings, teams};
+use super::v2::ReasonQuery;
+use super::versions::{self, DEPRECATED_AT, REMOVED, SUNSET};
 use crate::http::ApiError;
 
-/// When v1 was deprecated: 2026-11-01T00:00:00Z (RFC 9745 wants a Unix time).
-pub(super) const DEPRECATED_AT: i64 = 1_793_491_200;
-/// The same, for humans.
-pub(super) const DEPRECATED_AT_RFC3339: &str = "2026-11-01T00:00:00Z";
-/// When v1 goes away.
-pub(super) const SUNSET: &str = "Wed, 30 Jun 2027 23:59:59 GMT";
-/// The same, for humans.
-pub(super) const SUNSET_RFC3339: &str = "2027-06-30T23:59:59Z";
-/// v1 endpoints that v2 removed, with their replacement.
-pub(super) const REMOVED: &[(&str, &str)] = &[
-    ("/api/v1/metrics", "/metrics on the ops listener"),
-    (
-        "/api/v1/config/history",
-        "/api/v2/audit?table_name=dynamic_config",
-    ),
-    (
-        "/api/v1/slo",
-        "/api/v2/slo (one shape for every objective, with burn rates)",
-    ),
-];
+type Answer = Result<Response, ApiError>;
+type S = State<Arc<ControlState>>;
+
+fn created(body: Value) -> Answer {
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+fn ok(body: Value) -> Answer {
+    Ok(axum::Json(body).into_response())
+}
+
+/// v1's wording of a missing or existing record (`Rule not found`, `Host already exists`).
+fn v1_words(what: &'static str) -> impl FnOnce(Refused) -> Refused {
+    move |r| match r {
+        Refused::NotFound(_) => Refused::NotFound(format!("{what} not found")),
+        Refused::Conflict {
+            code: "conflict", ..
+        } => Refused::conflict(format!("{what} already exists")),
+        other => other,
+    }
+}
 
 async fn deprecation(req: axum::extract::Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
@@ -72,7 +73,7 @@ pub(super) fn router() -> Router<Arc<ControlState>> {
         .route("/teams/{hostname}", put(update_team).delete(delete_team))
         .route("/config", get(get_config))
         .route("/config/{key}", put(put_config))
-        .route("/audit", get(audit))
+        .route("/audit", get(audit_changes))
         .route("/audit-logs", get(audit_logs))
         .route("/metrics", get(gone))
         .route("/config/history", get(gone))
@@ -80,7 +81,7 @@ pub(super) fn router() -> Router<Arc<ControlState>> {
         .layer(middleware::from_fn(deprecation))
 }
 
-async fn gone(ctx: Ctx, axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> Response {
+async fn gone(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> Response {
     // The original URI: inside the nested router the path has lost its /api/v1 prefix.
     let path = uri.path().to_string();
     let instead = REMOVED
@@ -91,163 +92,63 @@ async fn gone(ctx: Ctx, axum::extract::OriginalUri(uri): axum::extract::Original
         StatusCode::GONE,
         "gone",
         format!("{path} was removed in v2; use {instead}"),
-        &ctx.cid,
     )
     .details(json!({"replacement": instead}))
     .into_response()
 }
 
-async fn version() -> Response {
-    ok(json!({
-        "current_version": "2.0",
-        "default_version": "2.0",
-        "supported_versions": ["2.0", "1.0"],
-        "deprecated_versions": ["1.0"],
-        "sunset": SUNSET_RFC3339,
-    }))
+async fn version() -> Answer {
+    ok(versions::v1())
 }
 
-fn actor(ctx: &Ctx, reason: Option<String>) -> Actor {
-    Actor {
-        who: ctx.caller.name.clone(),
-        reason,
-        correlation_id: ctx.cid.clone(),
-    }
+async fn list_rules(State(s): S) -> Answer {
+    ok(json!({"rules": rules::list(&s).await?}))
 }
 
-async fn list_rules(State(s): State<Arc<ControlState>>, ctx: Ctx) -> Result<Response, ApiError> {
-    let rules = s
-        .store
-        .list_rules()
-        .await
-        .map_err(|e| store_error(e, &ctx.cid))?;
-    Ok(ok(json!({"rules": rules})))
+async fn get_rule(State(s): S, PathParam(id): PathParam<String>) -> Answer {
+    let id = rule_id(&id)?;
+    ok(json!(rules::get(&s, id).await.map_err(v1_words("Rule"))?))
 }
 
-async fn get_rule(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-    PathParam(id): PathParam<String>,
-) -> Result<Response, ApiError> {
-    let id = rule_id(&id, &ctx.cid)?;
-    match s
-        .store
-        .get_rule(id)
-        .await
-        .map_err(|e| store_error(e, &ctx.cid))?
-    {
-        Some(r) => Ok(ok(json!(r))),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "Rule not found",
-            &ctx.cid,
-        )),
-    }
-}
-
-async fn create_rule(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-    Body(b): Body<RuleBody>,
-) -> Result<Response, ApiError> {
-    let (rule, why) = b.apply(new_rule(), &ctx.cid)?;
-    let stored = s
-        .store
-        .create_rule(&rule, &actor(&ctx, why))
-        .await
-        .map_err(|e| store_error(e, &ctx.cid))?;
-    s.announce(Announcement::Rules).await;
-    Ok(created(
-        json!({"id": stored.rule.id, "message": "Rule created successfully"}),
-    ))
+async fn create_rule(State(s): S, ctx: Ctx, Body(b): Body<RuleBody>) -> Answer {
+    let stored = rules::create(&s, b, |why| ctx.actor(why)).await?;
+    created(json!({"id": stored.rule.id, "message": "Rule created successfully"}))
 }
 
 async fn update_rule(
-    State(s): State<Arc<ControlState>>,
+    State(s): S,
     ctx: Ctx,
     PathParam(id): PathParam<String>,
     Body(b): Body<RuleBody>,
-) -> Result<Response, ApiError> {
-    let id = rule_id(&id, &ctx.cid)?;
-    let nf = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "Rule not found",
-            &ctx.cid,
-        )
-    };
-    let current = s
-        .store
-        .get_rule(id)
+) -> Answer {
+    let id = rule_id(&id)?;
+    rules::update(&s, id, b, |why| ctx.actor(why))
         .await
-        .map_err(|e| store_error(e, &ctx.cid))?
-        .ok_or_else(nf)?;
-    let (rule, why) = b.apply(current.rule, &ctx.cid)?;
-    s.store
-        .update_rule(id, &rule, &actor(&ctx, why))
-        .await
-        .map_err(|e| store_error(e, &ctx.cid))?
-        .ok_or_else(nf)?;
-    s.announce(Announcement::Rules).await;
-    Ok(ok(json!({"message": "Rule updated successfully"})))
+        .map_err(v1_words("Rule"))?;
+    ok(json!({"message": "Rule updated successfully"}))
 }
 
 async fn delete_rule(
-    State(s): State<Arc<ControlState>>,
+    State(s): S,
     ctx: Ctx,
     PathParam(id): PathParam<String>,
     Params(q): Params<ReasonQuery>,
-) -> Result<Response, ApiError> {
-    let id = rule_id(&id, &ctx.cid)?;
-    let why = reason(q.reason().map(str::to_string), false, &ctx.cid)?;
-    s.store
-        .delete_rule(id, &actor(&ctx, why))
+) -> Answer {
+    let id = rule_id(&id)?;
+    let why = reason(q.reason, false)?;
+    rules::delete(&s, id, ctx.actor(why))
         .await
-        .map_err(|e| store_error(e, &ctx.cid))?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "Rule not found",
-                &ctx.cid,
-            )
-        })?;
-    s.announce(Announcement::Rules).await;
-    Ok(ok(json!({"message": "Rule deleted successfully"})))
+        .map_err(v1_words("Rule"))?;
+    ok(json!({"message": "Rule deleted successfully"}))
 }
 
-fn outcome(o: Outcome, what: &str, cid: &str) -> Result<(), ApiError> {
-    match o {
-        Outcome::Done => Ok(()),
-        Outcome::NotFound => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-            cid,
-        )),
-        Outcome::Conflict => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("{what} already exists"),
-            cid,
-        )),
-    }
-}
-
-async fn list_dev_hosts(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-) -> Result<Response, ApiError> {
-    let hosts = s
-        .store
-        .list_dev_hosts()
-        .await
-        .map_err(|e| store_error(e, &ctx.cid))?;
-    Ok(ok(
-        json!({"hosts": hosts.into_iter().map(|h| json!({"hostname": h})).collect::<Vec<_>>()}),
-    ))
+async fn list_dev_hosts(State(s): S) -> Answer {
+    let hosts: Vec<Value> = hosts::list(&s)
+        .await?
+        .into_iter()
+        .map(|h| json!({"hostname": h}))
+        .collect();
+    ok(json!({"hosts": hosts}))
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,52 +157,28 @@ struct V1Host {
     reason: Option<String>,
 }
 
-async fn create_dev_host(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-    Body(b): Body<V1Host>,
-) -> Result<Response, ApiError> {
-    check_host(&b.hostname, &ctx.cid)?;
-    let why = reason(b.reason, false, &ctx.cid)?;
-    let o = s
-        .store
-        .create_dev_host(b.hostname.trim(), &actor(&ctx, why))
+async fn create_dev_host(State(s): S, ctx: Ctx, Body(b): Body<V1Host>) -> Answer {
+    let why = reason(b.reason, false)?;
+    let h = hosts::create(&s, &b.hostname, ctx.actor(why))
         .await
-        .map_err(|e| store_error(e, &ctx.cid))?;
-    outcome(o, "Host", &ctx.cid)?;
-    s.announce(Announcement::Rules).await;
-    Ok(created(
-        json!({"message": "Host added", "hostname": b.hostname.trim()}),
-    ))
+        .map_err(v1_words("Host"))?;
+    created(json!({"message": "Host added", "hostname": h}))
 }
 
-async fn delete_dev_host(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-    PathParam(h): PathParam<String>,
-) -> Result<Response, ApiError> {
-    check_host(&h, &ctx.cid)?;
-    let o = s
-        .store
-        .delete_dev_host(&h, &actor(&ctx, None))
+async fn delete_dev_host(State(s): S, ctx: Ctx, PathParam(h): PathParam<String>) -> Answer {
+    hosts::delete(&s, &h, ctx.actor(None))
         .await
-        .map_err(|e| store_error(e, &ctx.cid))?;
-    outcome(o, "Host", &ctx.cid)?;
-    s.announce(Announcement::Rules).await;
-    Ok(ok(json!({"message": "Host removed"})))
+        .map_err(v1_words("Host"))?;
+    ok(json!({"message": "Host removed"}))
 }
 
-async fn list_teams(State(s): State<Arc<ControlState>>, ctx: Ctx) -> Result<Response, ApiError> {
-    let teams = s
-        .store
-        .list_teams()
-        .await
-        .map_err(|e| store_error(e, &ctx.cid))?;
-    let teams: Vec<Value> = teams
+async fn list_teams(State(s): S) -> Answer {
+    let teams: Vec<Value> = teams::list(&s)
+        .await?
         .into_iter()
         .map(|(h, t)| json!({"hostname": h, "team_assignment": t}))
         .collect();
-    Ok(ok(json!({"teams": teams})))
+    ok(json!({"teams": teams}))
 }
 
 #[derive(Debug, Deserialize)]
@@ -310,26 +187,11 @@ struct V1Team {
     team_assignment: String,
 }
 
-async fn create_team(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-    Body(b): Body<V1Team>,
-) -> Result<Response, ApiError> {
-    check_host(&b.hostname, &ctx.cid)?;
-    check_team(&b.team_assignment, &ctx.cid)?;
-    let o = s
-        .store
-        .put_team(
-            b.hostname.trim(),
-            b.team_assignment.trim(),
-            true,
-            &actor(&ctx, None),
-        )
+async fn create_team(State(s): S, ctx: Ctx, Body(b): Body<V1Team>) -> Answer {
+    teams::put(&s, &b.hostname, &b.team_assignment, true, ctx.actor(None))
         .await
-        .map_err(|e| store_error(e, &ctx.cid))?;
-    outcome(o, "Team mapping", &ctx.cid)?;
-    s.announce(Announcement::Rules).await;
-    Ok(created(json!({"message": "Team mapping added"})))
+        .map_err(v1_words("Team mapping"))?;
+    created(json!({"message": "Team mapping added"}))
 }
 
 #[derive(Debug, Deserialize)]
@@ -338,40 +200,25 @@ struct V1TeamUpdate {
 }
 
 async fn update_team(
-    State(s): State<Arc<ControlState>>,
+    State(s): S,
     ctx: Ctx,
     PathParam(h): PathParam<String>,
     Body(b): Body<V1TeamUpdate>,
-) -> Result<Response, ApiError> {
-    check_host(&h, &ctx.cid)?;
-    check_team(&b.team_assignment, &ctx.cid)?;
-    let o = s
-        .store
-        .put_team(&h, b.team_assignment.trim(), false, &actor(&ctx, None))
+) -> Answer {
+    teams::put(&s, &h, &b.team_assignment, false, ctx.actor(None))
         .await
-        .map_err(|e| store_error(e, &ctx.cid))?;
-    outcome(o, "Team mapping", &ctx.cid)?;
-    s.announce(Announcement::Rules).await;
-    Ok(ok(json!({"message": "Team mapping updated"})))
+        .map_err(v1_words("Team mapping"))?;
+    ok(json!({"message": "Team mapping updated"}))
 }
 
-async fn delete_team(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-    PathParam(h): PathParam<String>,
-) -> Result<Response, ApiError> {
-    check_host(&h, &ctx.cid)?;
-    let o = s
-        .store
-        .delete_team(&h, &actor(&ctx, None))
+async fn delete_team(State(s): S, ctx: Ctx, PathParam(h): PathParam<String>) -> Answer {
+    teams::delete(&s, &h, ctx.actor(None))
         .await
-        .map_err(|e| store_error(e, &ctx.cid))?;
-    outcome(o, "Team mapping", &ctx.cid)?;
-    s.announce(Announcement::Rules).await;
-    Ok(ok(json!({"message": "Team mapping removed"})))
+        .map_err(v1_words("Team mapping"))?;
+    ok(json!({"message": "Team mapping removed"}))
 }
 
-async fn get_config(State(s): State<Arc<ControlState>>) -> Response {
+async fn get_config(State(s): S) -> Answer {
     let hot = s.hot.borrow().clone();
     ok(json!({"config": hot.values()}))
 }
@@ -383,39 +230,26 @@ struct V1Put {
 }
 
 async fn put_config(
-    State(s): State<Arc<ControlState>>,
+    State(s): S,
     ctx: Ctx,
     PathParam(key): PathParam<String>,
     Body(b): Body<V1Put>,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let Some(value) = b.value else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "value: required",
-            &ctx.cid,
-        ));
+        return Err(Refused::bad("value: required").into());
     };
     // v1 made the reason optional; the audit trail still says where the change came from.
-    let why =
-        reason(b.reason, false, &ctx.cid)?.or_else(|| Some("(v1 request without a reason)".into()));
-    let (old, new, _) = config::set(&s, &ctx, &key, value, why).await?;
-    Ok(ok(json!({"key": key, "old_value": old, "new_value": new})))
+    let why = reason(b.reason, false)?.or_else(|| Some("(v1 request without a reason)".into()));
+    let c = settings::set(&s, &key, value, ctx.actor(why)).await?;
+    ok(json!({"key": key, "old_value": c.old, "new_value": c.new}))
 }
 
-async fn audit(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-    Params(q): Params<AuditQuery>,
-) -> Result<Response, ApiError> {
-    Ok(ok(records::audit_page(&s, q, &ctx.cid).await?))
+async fn audit_changes(State(s): S, Params(q): Params<AuditQuery>) -> Answer {
+    let page = audit::changes(&s, q).await?;
+    ok(json!({"logs": page.items, "pagination": audit::pagination(&page)}))
 }
 
-async fn audit_logs(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-    Params(q): Params<EventQuery>,
-) -> Result<Response, ApiError> {
-    let (items, pagination) = records::events_page(&s, q, &ctx.cid).await?;
-    Ok(ok(json!({"logs": items, "pagination": pagination})))
+async fn audit_logs(State(s): S, Params(q): Params<EventQuery>) -> Answer {
+    let page = audit::events(&s, q).await?;
+    ok(json!({"logs": page.items, "pagination": audit::pagination(&page)}))
 }

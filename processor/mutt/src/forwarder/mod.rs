@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mutt_bus::dlq::DeadLetter;
-use mutt_bus::guard::CircuitState;
+use mutt_bus::guard::{CircuitState, WEBHOOK};
 use mutt_bus::names::FORWARDER_GROUP;
 use mutt_bus::{Bus, GroupReader, StreamEntry};
 use mutt_core::alert::Alert;
@@ -33,8 +33,6 @@ use tokio_util::sync::CancellationToken;
 use self::webhook::{Delivery, Webhook};
 use crate::worker::{Hot, Leases, Reclaimer, Stream, retry, sleep_or_shutdown};
 
-/// The name of the webhook's circuit breaker and rate limit in Redis and metrics.
-pub const WEBHOOK: &str = "webhook";
 /// How long a closed circuit is trusted without asking Redis again.
 const CIRCUIT_CACHE: Duration = Duration::from_millis(250);
 

@@ -104,7 +104,7 @@ const RETRY_AFTER_OVERLOADED: u64 = 5;
 
 /// Admission by lag: past the cap the whole request is refused before its body is read,
 /// so that refusing stays cheap however hard clients push.
-fn admit(state: &IngestState, cid: &str) -> Result<(), Refused> {
+fn admit(state: &IngestState) -> Result<(), Refused> {
     let cap = state.hot.borrow().ingest_max_lag;
     let lag = state.lag.load(std::sync::atomic::Ordering::Relaxed);
     if cap > 0 && lag > cap {
@@ -114,7 +114,6 @@ fn admit(state: &IngestState, cid: &str) -> Result<(), Refused> {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
                 format!("{lag} events wait for processing (the cap is {cap}); retry later"),
-                cid,
             )
             .retry_after(RETRY_AFTER_OVERLOADED),
         ));
@@ -129,12 +128,7 @@ fn shedding_low_severity(state: &IngestState) -> bool {
 }
 
 /// The shared rate limits (all clients, and this key): `n` events or a 429.
-async fn within_rate(
-    state: &IngestState,
-    caller: &Caller,
-    n: u64,
-    cid: &str,
-) -> Result<(), Refused> {
+async fn within_rate(state: &IngestState, caller: &Caller, n: u64) -> Result<(), Refused> {
     let (global, per_key) = {
         let h = state.hot.borrow();
         (h.ingest_rate_limit, h.ingest_key_rate_limit)
@@ -166,7 +160,6 @@ async fn within_rate(
                         "{n} events in one request, more than the limit of {rate} events/s{whose} \
                          allows at once; send batches of at most {rate}"
                     ),
-                    cid,
                 ),
             ));
         }
@@ -184,7 +177,6 @@ async fn within_rate(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
                     format!("over the limit of {rate} events/s{whose}"),
-                    cid,
                 )
                 .retry_after(wait.as_secs_f64().ceil().max(1.0) as u64),
             ));
@@ -216,7 +208,6 @@ pub fn app(state: Arc<IngestState>) -> Router {
 /// without a length, or lying about it, is still cut at the limit while it is read.)
 async fn declared_length(
     State(limit): State<usize>,
-    Extension(CorrelationId(cid)): Extension<CorrelationId>,
     req: axum::extract::Request,
     next: middleware::Next,
 ) -> Response {
@@ -232,7 +223,6 @@ async fn declared_length(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 format!("the body exceeds {limit} bytes; send smaller batches"),
-                &cid,
             ),
         )
         .into_response();
@@ -275,7 +265,7 @@ fn refuse(reason: &'static str, error: ApiError) -> Refused {
     }
 }
 
-fn check_key(state: &IngestState, headers: &HeaderMap, cid: &str) -> Result<Caller, Refused> {
+fn check_key(state: &IngestState, headers: &HeaderMap) -> Result<Caller, Refused> {
     let Some(key) = presented_key(headers) else {
         return Err(refuse(
             "auth",
@@ -283,19 +273,13 @@ fn check_key(state: &IngestState, headers: &HeaderMap, cid: &str) -> Result<Call
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "missing X-API-Key header",
-                cid,
             ),
         ));
     };
     match state.keys.verify(key) {
         None => Err(refuse(
             "auth",
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "invalid API key",
-                cid,
-            ),
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid API key"),
         )),
         Some(c) if !c.may(Scope::Ingest) => Err(refuse(
             "auth",
@@ -303,7 +287,6 @@ fn check_key(state: &IngestState, headers: &HeaderMap, cid: &str) -> Result<Call
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 format!("the key {:?} has no ingest scope", c.name),
-                cid,
             ),
         )),
         Some(c) => Ok(c),
@@ -319,7 +302,6 @@ async fn read_body(
     state: &IngestState,
     headers: &HeaderMap,
     body: Body,
-    cid: &str,
 ) -> Result<ReadBody, Refused> {
     let limit = state.settings.max_body_bytes;
     let declared = headers
@@ -335,7 +317,6 @@ async fn read_body(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "body_too_large",
                     format!("the body exceeds {limit} bytes; send smaller batches"),
-                    cid,
                 ),
             ),
             ReadError::Busy => refuse(
@@ -344,13 +325,12 @@ async fn read_body(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "busy",
                     "ingest holds as many request bytes as it may (MUTT_INGEST_MAX_INFLIGHT_BYTES); retry shortly",
-                    cid,
                 )
                 .retry_after(RETRY_AFTER_BUSY),
             ),
             ReadError::Broken(m) => refuse(
                 "json",
-                ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", m, cid),
+                ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", m),
             ),
         })
 }
@@ -438,7 +418,6 @@ fn keyed(
     headers: &HeaderMap,
     caller: &Caller,
     body: &[u8],
-    cid: &str,
 ) -> Result<Option<idempotency::Request>, Refused> {
     let key = headers.get(idempotency::HEADER).map(HeaderValue::as_bytes);
     idempotency::Request::of(&caller.name, key, body).map_err(|e| {
@@ -448,7 +427,6 @@ fn keyed(
                 StatusCode::BAD_REQUEST,
                 "invalid_idempotency_key",
                 e.to_string(),
-                cid,
             ),
         )
     })
@@ -495,7 +473,6 @@ async fn append(
                 "the event store did not confirm the append, so the events may or may not have \
                  been accepted; resend the same request later, with an Idempotency-Key header so \
                  that it is appended at most once",
-                cid,
             )
             .retry_after(RETRY_AFTER_UNAVAILABLE),
         )
@@ -550,8 +527,8 @@ async fn handle_v2(
     body: Body,
     span: &tracing::Span,
 ) -> Result<Response, Refused> {
-    let caller = check_key(state, headers, cid)?;
-    admit(state, cid)?;
+    let caller = check_key(state, headers)?;
+    admit(state)?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -566,17 +543,16 @@ async fn handle_v2(
                      or application/x-ndjson",
                     ct.unwrap_or("(none)")
                 ),
-                cid,
             ),
         ));
     };
-    let read = read_body(state, headers, body, cid).await?;
-    let keyed = keyed(headers, &caller, &read.bytes, cid)?;
+    let read = read_body(state, headers, body).await?;
+    let keyed = keyed(headers, &caller, &read.bytes)?;
     let parsed =
         body::parse(&read.bytes, kind, state.settings.max_batch_items).map_err(|e| match e {
             BodyError::Malformed(m) => refuse(
                 "json",
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", m, cid),
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", m),
             ),
             BodyError::Empty => refuse(
                 "validation",
@@ -584,7 +560,6 @@ async fn handle_v2(
                     StatusCode::BAD_REQUEST,
                     "empty_batch",
                     "the body holds no events",
-                    cid,
                 ),
             ),
             BodyError::TooMany { max } => refuse(
@@ -593,7 +568,6 @@ async fn handle_v2(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_many_events",
                     format!("more than {max} events in one request; at most {max} are accepted"),
-                    cid,
                 ),
             ),
         })?;
@@ -656,7 +630,6 @@ async fn handle_v2(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "shed",
                     "MUTT is behind: low-severity events are refused for now",
-                    cid,
                 )
                 .retry_after(RETRY_AFTER_OVERLOADED)
                 .details(details),
@@ -666,8 +639,7 @@ async fn handle_v2(
                 first_error.map_or_else(|| "invalid event".to_string(), |e| e.to_string());
             refuse(
                 "validation",
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", message, cid)
-                    .details(details),
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", message).details(details),
             )
         } else {
             refuse(
@@ -676,13 +648,12 @@ async fn handle_v2(
                     StatusCode::BAD_REQUEST,
                     "invalid_events",
                     format!("none of the {total} events is valid"),
-                    cid,
                 )
                 .details(details),
             )
         });
     }
-    within_rate(state, &caller, n as u64, cid).await?;
+    within_rate(state, &caller, n as u64).await?;
     let replayed = append(state, &entries, keyed.as_ref(), cid).await?;
     metrics()
         .ingest_requests
@@ -728,9 +699,8 @@ fn v1_error(
     status: StatusCode,
     code: &'static str,
     message: String,
-    cid: &str,
 ) -> Refused {
-    let e = ApiError::new(status, code, message.clone(), cid)
+    let e = ApiError::new(status, code, message.clone())
         .details(json!({"status": "error", "message": message}));
     refuse(reason, e)
 }
@@ -761,8 +731,8 @@ async fn handle_v1(
     body: Body,
     span: &tracing::Span,
 ) -> Result<Response, Refused> {
-    let caller = check_key(state, headers, cid)?;
-    admit(state, cid)?;
+    let caller = check_key(state, headers)?;
+    admit(state)?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -772,18 +742,16 @@ async fn handle_v1(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "v1 accepts one JSON object with Content-Type application/json".into(),
-            cid,
         ));
     }
-    let read = read_body(state, headers, body, cid).await?;
-    let keyed = keyed(headers, &caller, &read.bytes, cid)?;
+    let read = read_body(state, headers, body).await?;
+    let keyed = keyed(headers, &caller, &read.bytes)?;
     let raw = serde_json::from_slice::<&serde_json::value::RawValue>(&read.bytes).map_err(|e| {
         v1_error(
             "json",
             StatusCode::BAD_REQUEST,
             "malformed_body",
             format!("not valid JSON: {e}"),
-            cid,
         )
     })?;
     let item = match item_value(raw, state) {
@@ -794,7 +762,6 @@ async fn handle_v1(
                 StatusCode::BAD_REQUEST,
                 "malformed_body",
                 "v1 accepts one JSON object; send arrays to /api/v2/ingest".into(),
-                cid,
             ));
         }
         Err(e) => {
@@ -803,7 +770,6 @@ async fn handle_v1(
                 StatusCode::BAD_REQUEST,
                 "invalid_event",
                 e.to_string(),
-                cid,
             ));
         }
     };
@@ -821,10 +787,9 @@ async fn handle_v1(
                 StatusCode::BAD_REQUEST,
                 "invalid_event",
                 e.to_string(),
-                cid,
             )
         })?;
-    within_rate(state, &caller, 1, cid).await?;
+    within_rate(state, &caller, 1).await?;
     let replayed = append(state, std::slice::from_ref(&entry), keyed.as_ref(), cid).await?;
     metrics()
         .ingest_requests

@@ -191,15 +191,7 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
     Store::create_database_if_missing(&db_url).await?;
     let store = Store::connect(&db_url, 2).await?;
     store.migrate().await?;
-    for r in samples::rules() {
-        store.insert_rule(&r).await?;
-    }
-    for h in samples::dev_hosts() {
-        store.add_dev_host(&h).await?;
-    }
-    for (h, t) in samples::device_teams() {
-        store.set_device_team(&h, &t).await?;
-    }
+    samples::seed(&store).await?;
     store.close().await;
 
     let stop = CancellationToken::new();

@@ -3,6 +3,7 @@
 
 use mutt_core::rules::{MatchType, Rule};
 use mutt_core::severity::SyslogSeverity;
+use mutt_store::{Actor, Outcome, Store, StoreError};
 use serde_json::{Map, Value, json};
 
 const SYSLOG: &str = include_str!("../../data/demo_syslog_events.json");
@@ -246,4 +247,38 @@ mod tests {
         }
         assert!((35..=60).contains(&forwarded), "{forwarded}");
     }
+}
+
+/// What [`seed`] added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seeded {
+    /// Rules added (none when the table had rules already).
+    pub rules: usize,
+}
+
+/// Adds the sample rules (only into an empty rule table), development hosts and device
+/// teams, through the same audited writes as the control API (`muttdev` is the actor).
+pub async fn seed(store: &Store) -> Result<Seeded, StoreError> {
+    let actor = Actor {
+        who: "muttdev".into(),
+        reason: Some("sample data".into()),
+        correlation_id: String::new(),
+    };
+    let mut added = 0;
+    if store.list_rules().await?.is_empty() {
+        for r in rules() {
+            store.create_rule(&r, &actor).await?;
+            added += 1;
+        }
+    }
+    for h in dev_hosts() {
+        // Conflict: the host is there already.
+        store.create_dev_host(&h, &actor).await?;
+    }
+    for (h, t) in device_teams() {
+        if store.put_team(&h, &t, true, &actor).await? == Outcome::Conflict {
+            store.put_team(&h, &t, false, &actor).await?;
+        }
+    }
+    Ok(Seeded { rules: added })
 }

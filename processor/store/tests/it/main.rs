@@ -2,7 +2,7 @@
 //! test in a database of its own.
 
 use mutt_core::rules::{MatchType, Rule};
-use mutt_store::{AuditRow, Store};
+use mutt_store::{AuditRow, Outcome, Store};
 use sqlx::{Connection, PgConnection};
 use time::macros::datetime;
 
@@ -124,15 +124,29 @@ async fn rules_load_in_priority_order_and_invalid_rules_are_refused() -> anyhow:
         team_assignment: "T".into(),
         is_active: true,
     };
-    let a = store.insert_rule(&rule("a", 20)).await?;
-    let b = store.insert_rule(&rule("b", 10)).await?;
+    let actor = mutt_store::Actor {
+        who: "test".into(),
+        reason: None,
+        correlation_id: String::new(),
+    };
+    let a = store.create_rule(&rule("a", 20), &actor).await?.rule.id;
+    let b = store.create_rule(&rule("b", 10), &actor).await?.rule.id;
     let mut bad = rule("(", 1);
     bad.match_type = MatchType::Regex;
-    assert!(store.insert_rule(&bad).await.is_err());
-    store.add_dev_host("Lab").await?;
-    store.add_dev_host("Lab").await?;
-    store.set_device_team("r1", "A").await?;
-    store.set_device_team("r1", "B").await?;
+    assert!(store.create_rule(&bad, &actor).await.is_err());
+    assert_eq!(store.create_dev_host("Lab", &actor).await?, Outcome::Done);
+    assert_eq!(
+        store.create_dev_host("lab", &actor).await?,
+        Outcome::Conflict
+    );
+    assert_eq!(
+        store.put_team("r1", "A", true, &actor).await?,
+        Outcome::Done
+    );
+    assert_eq!(
+        store.put_team("R1", "B", false, &actor).await?,
+        Outcome::Done
+    );
     let set = store.load_rule_set().await?;
     assert_eq!(
         (set.len(), set.dev_host_count(), set.team_count()),
@@ -188,7 +202,7 @@ async fn the_config_audit_log_is_append_only() -> anyhow::Result<()> {
 #[tokio::test]
 async fn api_key_changes_move_the_key_set_version() -> anyhow::Result<()> {
     let (store, name) = fresh().await?;
-    let actor = mutt_store::control::Actor {
+    let actor = mutt_store::Actor {
         who: "test".into(),
         reason: Some("test".into()),
         correlation_id: "c".into(),

@@ -1,78 +1,64 @@
-//! Dead-letter queues: list, page through with provenance, replay, purge.
+//! Dead-letter queues: list with depth and age, page through with provenance, replay and
+//! purge (audited before they happen: what cannot be audited does not happen), and the
+//! automatic replay of the remediation loop.
 
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
 use base64::Engine;
 use mutt_bus::StreamEntry;
 use mutt_bus::dlq;
 use mutt_bus::names::{ALERTER_GROUP, FORWARDER_GROUP};
 use mutt_core::codec;
 use mutt_core::event::Limits;
-use mutt_store::control::{Actor, Change};
+use mutt_store::{Actor, Change};
 use mutt_telemetry::otel;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{Body, Ctx, Params, PathParam, reason};
-use super::{ControlState, bus_error, ok, store_error};
-use crate::http::ApiError;
+use super::Refused;
+use crate::control::ControlState;
 
 /// The DLQs there are: one per group.
-pub(super) const GROUPS: &[&str] = &[ALERTER_GROUP, FORWARDER_GROUP];
+pub const GROUPS: &[&str] = &[ALERTER_GROUP, FORWARDER_GROUP];
 /// Most dead letters one replay or purge selects by scanning.
 const SCAN_LIMIT: usize = 100_000;
 
-fn group<'a>(name: &'a str, cid: &str) -> Result<&'a str, ApiError> {
-    if GROUPS.contains(&name) {
-        Ok(name)
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no DLQ {name:?}; there are {}", GROUPS.join(" and ")),
-            cid,
+/// The group of a DLQ name.
+pub fn group(name: &str) -> Result<&'static str, Refused> {
+    GROUPS.iter().copied().find(|g| *g == name).ok_or_else(|| {
+        Refused::NotFound(format!(
+            "no DLQ {name:?}; there are {}",
+            GROUPS.join(" and ")
         ))
-    }
+    })
 }
 
-fn check_id(id: &str, cid: &str) -> Result<(), ApiError> {
+/// A stream id (`1700000000000-0`).
+pub fn check_id(id: &str) -> Result<(), Refused> {
     let ok = id
         .split_once('-')
         .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok());
     if ok {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            format!("id: {id:?} is not a stream id such as 1700000000000-0"),
-            cid,
-        ))
+        Err(Refused::bad(format!(
+            "id: {id:?} is not a stream id such as 1700000000000-0"
+        )))
     }
 }
 
-pub(super) async fn list(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-) -> Result<Response, ApiError> {
-    let infos = s
-        .bus
+/// Every DLQ with its depth and oldest entry.
+pub async fn list(s: &ControlState) -> Result<Vec<Value>, Refused> {
+    let now = mutt_core::now_ms();
+    Ok(s.bus
         .dlq_info(GROUPS)
-        .await
-        .map_err(|e| bus_error(e, &ctx.cid))?;
-    let dlqs: Vec<Value> = infos
+        .await?
         .iter()
         .map(|i| {
             json!({
                 "name": i.group, "stream": i.stream, "depth": i.depth,
-                "oldest_id": i.oldest_id, "oldest_age_seconds": i.oldest_age_secs(mutt_core::now_ms()),
+                "oldest_id": i.oldest_id, "oldest_age_seconds": i.oldest_age_secs(now),
             })
         })
-        .collect();
-    Ok(ok(json!({"dlqs": dlqs})))
+        .collect())
 }
 
 /// A dead letter as the API shows it: provenance, and the payload decoded when it can be.
@@ -119,52 +105,35 @@ fn letter_json(group: &str, e: &StreamEntry) -> Value {
     })
 }
 
-/// Paging through a DLQ.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct EntriesQuery {
-    after: Option<String>,
+/// Up to `limit` (1–200) dead letters of `g` after `after`, and the cursor of the next page.
+pub async fn page(
+    s: &ControlState,
+    g: &str,
+    after: Option<&str>,
     limit: Option<u32>,
-}
-
-pub(super) async fn entries(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-    PathParam(name): PathParam<String>,
-    Params(q): Params<EntriesQuery>,
-) -> Result<Response, ApiError> {
-    let g = group(&name, &ctx.cid)?;
-    if let Some(a) = &q.after {
-        check_id(a, &ctx.cid)?;
+) -> Result<(Vec<Value>, Option<String>), Refused> {
+    if let Some(a) = after {
+        check_id(a)?;
         // Nothing lies after the largest id (and Redis refuses an exclusive range from it).
         if a == "18446744073709551615-18446744073709551615" {
-            return Ok(ok(json!({"entries": [], "next": null})));
+            return Ok((Vec::new(), None));
         }
     }
-    let limit = q.limit.unwrap_or(50);
+    let limit = limit.unwrap_or(50);
     if limit == 0 || limit > 200 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "limit: from 1 to 200",
-            &ctx.cid,
-        ));
+        return Err(Refused::query("limit: from 1 to 200"));
     }
-    let list = s
-        .bus
-        .dlq_entries(g, q.after.as_deref(), limit as usize)
-        .await
-        .map_err(|e| bus_error(e, &ctx.cid))?;
+    let list = s.bus.dlq_entries(g, after, limit as usize).await?;
     let next = (list.len() == limit as usize)
         .then(|| list.last().map(|e| e.id.clone()))
         .flatten();
-    let entries: Vec<Value> = list.iter().map(|e| letter_json(g, e)).collect();
-    Ok(ok(json!({"entries": entries, "next": next})))
+    Ok((list.iter().map(|e| letter_json(g, e)).collect(), next))
 }
 
 /// Which dead letters a replay or purge takes.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Selection {
+pub struct Selection {
     /// These ids.
     ids: Option<Vec<String>>,
     /// Every dead letter (with the filters below, if any).
@@ -175,22 +144,14 @@ pub(super) struct Selection {
     /// Only those that came from this source entry.
     source_id: Option<String>,
     /// Why (required).
-    reason: Option<String>,
+    pub reason: Option<String>,
 }
 
-async fn select(
-    s: &ControlState,
-    g: &str,
-    sel: &Selection,
-    cid: &str,
-) -> Result<Vec<StreamEntry>, ApiError> {
+async fn select(s: &ControlState, g: &str, sel: &Selection) -> Result<Vec<StreamEntry>, Refused> {
     let filtered = sel.error_contains.is_some() || sel.source_id.is_some();
     if sel.ids.is_none() && !sel.all && !filtered {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
+        return Err(Refused::bad(
             "say which dead letters: ids, all, error_contains or source_id",
-            cid,
         ));
     }
     let keep = |e: &StreamEntry| {
@@ -204,31 +165,21 @@ async fn select(
     };
     if let Some(ids) = &sel.ids {
         if ids.len() > 10_000 {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                "ids: at most 10000 at once",
-                cid,
-            ));
+            return Err(Refused::bad("ids: at most 10000 at once"));
         }
         for id in ids {
-            check_id(id, cid)?;
+            check_id(id)?;
         }
         let found = s
             .bus
             .entries_by_id(&s.bus.names().dlq(g), ids.iter())
-            .await
-            .map_err(|e| bus_error(e, cid))?;
+            .await?;
         return Ok(found.into_iter().filter(|e| keep(e)).collect());
     }
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = s
-            .bus
-            .dlq_entries(g, after.as_deref(), 1000)
-            .await
-            .map_err(|e| bus_error(e, cid))?;
+        let page = s.bus.dlq_entries(g, after.as_deref(), 1000).await?;
         let n = page.len();
         after = page.last().map(|e| e.id.clone());
         out.extend(page.into_iter().filter(|e| keep(e)));
@@ -248,21 +199,15 @@ fn summary(ids: &[String], sel: &Selection) -> Value {
     })
 }
 
-pub(super) async fn replay(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-    PathParam(name): PathParam<String>,
-    Body(sel): Body<Selection>,
-) -> Result<Response, ApiError> {
-    let g = group(&name, &ctx.cid)?;
-    let why = reason(sel.reason.clone(), true, &ctx.cid)?;
-    let letters = select(&s, g, &sel, &ctx.cid).await?;
+/// Replays the selected dead letters of `g` to their source; returns the ids replayed.
+pub async fn replay(
+    s: &ControlState,
+    g: &str,
+    sel: &Selection,
+    actor: Actor,
+) -> Result<Vec<String>, Refused> {
+    let letters = select(s, g, sel).await?;
     let selected: Vec<String> = letters.iter().map(|e| e.id.clone()).collect();
-    let actor = Actor {
-        who: ctx.caller.name.clone(),
-        reason: why,
-        correlation_id: ctx.cid.clone(),
-    };
     // Audited before it happens: a replay that cannot be audited does not happen.
     s.store
         .record_change(
@@ -273,40 +218,30 @@ pub(super) async fn replay(
                 record_id: None,
                 record_key: Some(g),
                 old: None,
-                new: Some(summary(&selected, &sel)),
+                new: Some(summary(&selected, sel)),
             },
         )
-        .await
-        .map_err(|e| store_error(e, &ctx.cid))?;
+        .await?;
     let (span, by) = replay_span(g, &letters);
-    let replayed = s
-        .bus
-        .dlq_replay(g, &letters, by.as_deref())
-        .await
-        .map_err(|e| bus_error(e, &ctx.cid))?;
+    let replayed = s.bus.dlq_replay(g, &letters, by.as_deref()).await?;
     drop(span);
     mutt_telemetry::metrics()
         .dlq_replayed
         .with_label_values(&[g, "api"])
         .inc_by(replayed.len() as u64);
-    Ok(ok(json!({"replayed": replayed.len(), "ids": replayed})))
+    Ok(replayed)
 }
 
-pub(super) async fn purge(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-    PathParam(name): PathParam<String>,
-    Body(sel): Body<Selection>,
-) -> Result<Response, ApiError> {
-    let g = group(&name, &ctx.cid)?;
-    let why = reason(sel.reason.clone(), true, &ctx.cid)?;
-    let letters = select(&s, g, &sel, &ctx.cid).await?;
+/// Purges the selected dead letters of `g`; returns how many existed.
+pub async fn purge(
+    s: &ControlState,
+    g: &str,
+    sel: &Selection,
+    actor: Actor,
+) -> Result<u64, Refused> {
+    let letters = select(s, g, sel).await?;
     let ids: Vec<String> = letters.iter().map(|e| e.id.clone()).collect();
-    let actor = Actor {
-        who: ctx.caller.name.clone(),
-        reason: why,
-        correlation_id: ctx.cid.clone(),
-    };
+    // Audited first: a purge that cannot be audited does not happen.
     s.store
         .record_change(
             &actor,
@@ -315,57 +250,26 @@ pub(super) async fn purge(
                 table: "dlq",
                 record_id: None,
                 record_key: Some(g),
-                old: Some(summary(&ids, &sel)),
+                old: Some(summary(&ids, sel)),
                 new: None,
             },
         )
-        .await
-        .map_err(|e| store_error(e, &ctx.cid))?;
-    // Audited first: a purge that cannot be audited does not happen.
-    let n = s
-        .bus
-        .dlq_purge(g, &ids)
-        .await
-        .map_err(|e| bus_error(e, &ctx.cid))?;
-    Ok(ok(json!({"purged": n})))
+        .await?;
+    Ok(s.bus.dlq_purge(g, &ids).await?)
 }
 
-/// Purging one dead letter: the reason is a query parameter.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct PurgeQuery {
-    reason: Option<String>,
-}
-
-pub(super) async fn purge_one(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-    PathParam((name, id)): PathParam<(String, String)>,
-    Params(q): Params<PurgeQuery>,
-) -> Result<Response, ApiError> {
-    let g = group(&name, &ctx.cid)?;
-    check_id(&id, &ctx.cid)?;
-    let why = reason(q.reason, true, &ctx.cid)?;
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no dead letter {id} in {g}"),
-            &ctx.cid,
-        )
-    };
-    let exists = s
-        .bus
+/// Purges one dead letter.
+pub async fn purge_one(s: &ControlState, g: &str, id: &str, actor: Actor) -> Result<(), Refused> {
+    check_id(id)?;
+    let not_found = || Refused::NotFound(format!("no dead letter {id} in {g}"));
+    let id = id.to_string();
+    if s.bus
         .entries_by_id(&s.bus.names().dlq(g), std::iter::once(&id))
-        .await
-        .map_err(|e| bus_error(e, &ctx.cid))?;
-    if exists.is_empty() {
+        .await?
+        .is_empty()
+    {
         return Err(not_found());
     }
-    let actor = Actor {
-        who: ctx.caller.name.clone(),
-        reason: why,
-        correlation_id: ctx.cid.clone(),
-    };
     s.store
         .record_change(
             &actor,
@@ -378,17 +282,11 @@ pub(super) async fn purge_one(
                 new: None,
             },
         )
-        .await
-        .map_err(|e| store_error(e, &ctx.cid))?;
-    let n = s
-        .bus
-        .dlq_purge(g, std::slice::from_ref(&id))
-        .await
-        .map_err(|e| bus_error(e, &ctx.cid))?;
-    if n == 0 {
+        .await?;
+    if s.bus.dlq_purge(g, std::slice::from_ref(&id)).await? == 0 {
         return Err(not_found());
     }
-    Ok(ok(json!({"purged": 1})))
+    Ok(())
 }
 
 /// The span of a replay: a new trace that links to every replayed entry's original trace
@@ -416,7 +314,7 @@ fn replay_span(group: &str, letters: &[StreamEntry]) -> (tracing::Span, Option<S
 
 /// Replays, on its own, what can be replayed: the oldest dead letters replayed fewer than
 /// `max_replays` times, at most `batch` per call. Returns (replayed, parked).
-pub(super) async fn auto_replay(
+pub async fn auto_replay(
     s: &ControlState,
     g: &str,
     batch: usize,

@@ -1,4 +1,4 @@
-//! Secret rotation: `GET /api/v2/secrets`, `POST /api/v2/secrets/{name}/rotate`.
+//! Secret rotation: each secret's phase, and the steps that move it.
 //!
 //! A step (stage, promote, retire, rollback; see `mutt_core::credentials`) is taken in this
 //! order: check it against the stored state; before a retire, check that every live
@@ -12,23 +12,17 @@
 //! value given in the wrong field.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
 use mutt_bus::control::{Announcement, Applied};
 use mutt_core::credentials::{CredentialState, Phase, SecretName, Step, StepError, StoredState};
 use mutt_core::secret::Secret;
-use mutt_store::control::{Actor, Change};
+use mutt_store::{Actor, Change};
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
-use super::extract::{Ctx, PathParam};
-use super::{ControlState, bus_error, ok};
-use crate::http::ApiError;
+use super::Refused;
+use crate::control::ControlState;
 
 /// Processes not heard from for this long are not waited for.
 const STALE: Duration = Duration::from_secs(30);
@@ -48,25 +42,21 @@ fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn bad(message: impl Into<String>, cid: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message, cid)
+fn bad(message: impl Into<String>) -> Refused {
+    Refused::body(message)
 }
 
-fn secret_name(raw: &str, cid: &str) -> Result<SecretName, ApiError> {
+fn secret_name(raw: &str) -> Result<SecretName, Refused> {
     SecretName::parse(raw).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!(
-                "no rotatable secret named {raw:?}; the secrets are {} (API keys rotate at /api/v2/keys/{{name}}/rotate)",
-                SecretName::ALL.map(SecretName::as_str).join(", ")
-            ),
-            cid,
-        )
+        Refused::NotFound(format!(
+            "no rotatable secret named {raw:?}; the secrets are {} (API keys rotate at /api/v2/keys/{{name}}/rotate)",
+            SecretName::ALL.map(SecretName::as_str).join(", ")
+        ))
     })
 }
 
 /// A rotation request, read without ever quoting a value back.
+#[derive(Debug)]
 struct RotateRequest {
     step: Step,
     value: Option<Secret>,
@@ -75,31 +65,31 @@ struct RotateRequest {
     manage_acl: bool,
 }
 
-fn parse_request(body: &[u8], cid: &str) -> Result<RotateRequest, ApiError> {
+/// Reads a rotation request from a request body.
+fn parse_request(body: &[u8]) -> Result<RotateRequest, Refused> {
     let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(body) else {
-        return Err(bad("the body must be a JSON object", cid));
+        return Err(bad("the body must be a JSON object"));
     };
     for k in m.keys() {
         if !["step", "value", "reason", "force", "manage_acl"].contains(&k.as_str()) {
             // Not named: a value pasted as a key would be echoed.
             return Err(bad(
                 "unknown field; the fields are step, value, reason, force, manage_acl",
-                cid,
             ));
         }
     }
-    let text = |m: &Map<String, Value>, k: &str| -> Result<Option<String>, ApiError> {
+    let text = |m: &Map<String, Value>, k: &str| -> Result<Option<String>, Refused> {
         match m.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(bad(format!("{k} must be a string"), cid)),
+            Some(_) => Err(bad(format!("{k} must be a string"))),
         }
     };
-    let flag = |m: &Map<String, Value>, k: &str, default: bool| -> Result<bool, ApiError> {
+    let flag = |m: &Map<String, Value>, k: &str, default: bool| -> Result<bool, Refused> {
         match m.get(k) {
             None | Some(Value::Null) => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(bad(format!("{k} must be true or false"), cid)),
+            Some(_) => Err(bad(format!("{k} must be true or false"))),
         }
     };
     let step = match text(&m, "step")?.as_deref() {
@@ -108,31 +98,25 @@ fn parse_request(body: &[u8], cid: &str) -> Result<RotateRequest, ApiError> {
         Some("retire") => Step::Retire,
         Some("rollback") => Step::Rollback,
         Some(_) => {
-            return Err(bad(
-                "step must be one of stage, promote, retire, rollback",
-                cid,
-            ));
+            return Err(bad("step must be one of stage, promote, retire, rollback"));
         }
         None => {
-            return Err(bad(
-                "step is required: stage, promote, retire or rollback",
-                cid,
-            ));
+            return Err(bad("step is required: stage, promote, retire or rollback"));
         }
     };
     let value = text(&m, "value")?.map(Secret::new);
     if value.is_some() && step != Step::Stage {
-        return Err(bad("value is given with stage only", cid));
+        return Err(bad("value is given with stage only"));
     }
     let reason = text(&m, "reason")?
         .map(|r| r.trim().to_string())
         .filter(|r| !r.is_empty())
-        .ok_or_else(|| bad("reason: a reason is required for a rotation step", cid))?;
+        .ok_or_else(|| bad("reason: a reason is required for a rotation step"))?;
     if reason.chars().count() > 1000 {
-        return Err(bad("reason: at most 1000 characters", cid));
+        return Err(bad("reason: at most 1000 characters"));
     }
     if reason.contains('\0') {
-        return Err(bad("text must not contain NUL characters", cid));
+        return Err(bad("text must not contain NUL characters"));
     }
     Ok(RotateRequest {
         step,
@@ -146,14 +130,9 @@ fn parse_request(body: &[u8], cid: &str) -> Result<RotateRequest, ApiError> {
 /// What a step or a listing starts from: the stored states and every live process's report.
 async fn world(
     s: &ControlState,
-    cid: &str,
-) -> Result<(BTreeMap<SecretName, StoredState>, Vec<Applied>), ApiError> {
-    let stored = s.bus.secret_states().await.map_err(|e| bus_error(e, cid))?;
-    let applied = s
-        .bus
-        .applied_versions(STALE, mutt_core::now_ms())
-        .await
-        .map_err(|e| bus_error(e, cid))?;
+) -> Result<(BTreeMap<SecretName, StoredState>, Vec<Applied>), Refused> {
+    let stored = s.bus.secret_states().await?;
+    let applied = s.bus.applied_versions(STALE, mutt_core::now_ms()).await?;
     Ok((stored, applied))
 }
 
@@ -197,16 +176,13 @@ fn describe(name: SecretName, st: &CredentialState) -> Value {
     })
 }
 
-/// `GET /api/v2/secrets`: each secret's phase and generation, and the generation every
-/// live process applied. Never a value.
-pub(super) async fn list(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-) -> Result<Response, ApiError> {
-    let (stored, applied) = world(&s, &ctx.cid).await?;
+/// Each secret's phase and generation, and the generation every live process applied.
+/// Never a value.
+pub async fn list(s: &ControlState) -> Result<Vec<Value>, Refused> {
+    let (stored, applied) = world(s).await?;
     let mut out = Vec::new();
     for name in SecretName::ALL {
-        let Some((st, _)) = state_of(&s, name, &stored, &applied) else {
+        let Some((st, _)) = state_of(s, name, &stored, &applied) else {
             out.push(json!({"name": name.as_str(), "configured": false}));
             continue;
         };
@@ -233,18 +209,13 @@ pub(super) async fn list(
         }
         out.push(d);
     }
-    Ok(ok(json!({ "secrets": out })))
+    Ok(out)
 }
 
 /// An outside system refused its part of a step.
-fn upstream(what: &str, e: impl std::fmt::Display, hint: &str, cid: &str) -> ApiError {
+fn upstream(what: &str, e: impl std::fmt::Display, hint: &str) -> Refused {
     tracing::warn!(error = %e, "secret rotation: {what} failed");
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "upstream_refused",
-        format!("{what} failed: {e}. {hint}"),
-        cid,
-    )
+    Refused::Upstream(format!("{what} failed: {e}. {hint}"))
 }
 
 /// What the outside systems must do for a step, and how to undo it.
@@ -254,25 +225,24 @@ enum Effect {
     DbPassword(Secret),
 }
 
-async fn run_effect(s: &ControlState, e: &Effect, cid: &str) -> Result<(), ApiError> {
+async fn run_effect(s: &ControlState, e: &Effect) -> Result<(), Refused> {
     const ACL_HINT: &str = "Give MUTT's Redis user the ACL SETUSER permission (+acl|setuser), or change the ACL yourself and pass \"manage_acl\": false";
     match e {
         Effect::AclAdd(user, pw) => s
             .bus
             .acl_add_password(user, pw)
             .await
-            .map_err(|e| upstream("adding the password to the Redis ACL user", e, ACL_HINT, cid)),
+            .map_err(|e| upstream("adding the password to the Redis ACL user", e, ACL_HINT)),
         Effect::AclRemove(user, pw) => s
             .bus
             .acl_remove_password(user, pw)
             .await
-            .map_err(|e| upstream("removing the password from the Redis ACL user", e, ACL_HINT, cid)),
+            .map_err(|e| upstream("removing the password from the Redis ACL user", e, ACL_HINT)),
         Effect::DbPassword(pw) => s.store.set_own_password(pw).await.map_err(|e| {
             upstream(
                 "setting the PostgreSQL role's password",
                 e,
                 "The role needs to be allowed to change its own password (the default for a login role)",
-                cid,
             )
         }),
     }
@@ -287,36 +257,31 @@ fn undo(e: Effect) -> Option<Effect> {
     }
 }
 
-/// `POST /api/v2/secrets/{name}/rotate`.
-pub(super) async fn rotate(
-    State(s): State<Arc<ControlState>>,
-    ctx: Ctx,
-    PathParam(raw): PathParam<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let cid = ctx.cid.clone();
-    let name = secret_name(&raw, &cid)?;
-    let req = parse_request(&body, &cid)?;
+/// Takes one rotation step of secret `raw` (the path's name), as the request `body`
+/// says.
+pub async fn rotate(
+    s: &ControlState,
+    raw: &str,
+    body: &[u8],
+    actor: impl FnOnce(String) -> Actor,
+    cid: &str,
+) -> Result<Value, Refused> {
+    let name = secret_name(raw)?;
+    let req = parse_request(body)?;
     let _one_at_a_time = STEPS.lock().await;
     // One step at a time across control replicas too: a client retrying a step against
     // another replica must not run it twice (the loser's undo would reverse the winner).
     let lock = format!("secrets:{name}");
     let owner = format!("{}:{cid}", uuid::Uuid::new_v4());
-    let locked = s
-        .bus
-        .try_lock(&lock, &owner, LOCK_TTL)
-        .await
-        .map_err(|e| bus_error(e, &cid))?;
-    if !locked {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("another {name} rotation step is in progress: retry in a few seconds"),
-            &cid,
-        )
-        .retry_after(2));
+    if !s.bus.try_lock(&lock, &owner, LOCK_TTL).await? {
+        return Err(Refused::Conflict {
+            code: "conflict",
+            message: format!("another {name} rotation step is in progress: retry in a few seconds"),
+            retry_after: Some(2),
+            details: None,
+        });
     }
-    let result = step(&s, &ctx, name, req).await;
+    let result = step(s, name, req, actor).await;
     if let Err(e) = s.bus.unlock(&lock, &owner).await {
         tracing::warn!(error = %e, "releasing the rotation lock (it expires by itself)");
     }
@@ -325,31 +290,32 @@ pub(super) async fn rotate(
 
 async fn step(
     s: &ControlState,
-    ctx: &Ctx,
     name: SecretName,
     req: RotateRequest,
-) -> Result<Response, ApiError> {
-    let cid = ctx.cid.clone();
-    let (stored, applied) = world(s, &cid).await?;
+    actor: impl FnOnce(String) -> Actor,
+) -> Result<Value, Refused> {
+    let (stored, applied) = world(s).await?;
     let Some((state, expected)) = state_of(s, name, &stored, &applied) else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_configured",
-            format!(
+        return Err(Refused::Conflict {
+            code: "not_configured",
+            message: format!(
                 "{name} is not configured in MUTT (no value at start and none stored): there is nothing to rotate"
             ),
-            &cid,
-        ));
+            retry_after: None,
+            details: None,
+        });
     };
     let now = mutt_core::now_ms();
     let next = state
         .apply(name, req.step, req.value, now)
         .map_err(|e| match e {
-            StepError::WrongPhase { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "wrong_phase", e.to_string(), &cid)
-                    .details(json!({"secret": describe(name, &state)}))
-            }
-            other => bad(other.to_string(), &cid),
+            StepError::WrongPhase { .. } => Refused::Conflict {
+                code: "wrong_phase",
+                message: e.to_string(),
+                retry_after: None,
+                details: Some(json!({"secret": describe(name, &state)})),
+            },
+            other => bad(other.to_string()),
         })?;
 
     // Each step builds on the previous one having reached every live process: promoting
@@ -366,25 +332,24 @@ async fn step(
             .map(|a| a.consumer.clone())
             .collect();
         if !lagging.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "not_converged",
-                format!(
+            return Err(Refused::Conflict {
+                code: "not_converged",
+                message: format!(
                     "{} process(es) have not applied generation {} of {name} yet: {}. Wait a few seconds (GET /api/v2/secrets shows progress), or pass \"force\": true",
                     lagging.len(),
                     state.generation,
                     lagging.join(", ")
                 ),
-                &cid,
-            )
-            .retry_after(2));
+                retry_after: Some(2),
+                details: None,
+            });
         }
     }
 
     let acl_user = if name == SecretName::RedisPassword && req.manage_acl {
         match s.bus.auth() {
             Some(a) => Some(a.username().to_string()),
-            None => Some(s.bus.acl_whoami().await.map_err(|e| bus_error(e, &cid))?),
+            None => Some(s.bus.acl_whoami().await?),
         }
     } else {
         None
@@ -408,7 +373,7 @@ async fn step(
         _ => None,
     };
     if let Some(e) = &effect {
-        run_effect(s, e, &cid).await?;
+        run_effect(s, e).await?;
     }
 
     let stored = s
@@ -417,19 +382,14 @@ async fn step(
         .await;
     let conflict = match stored {
         Ok(Ok(())) => None,
-        Ok(Err(c)) => Some(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!(
-                "{name} changed while this step ran (generation {} now): read it again and retry",
-                c.found
-            ),
-            &cid,
-        )),
+        Ok(Err(c)) => Some(Refused::conflict(format!(
+            "{name} changed while this step ran (generation {} now): read it again and retry",
+            c.found
+        ))),
         // The write may have landed before the connection failed: look before undoing.
         Err(e) => match s.bus.secret_states().await {
             Ok(now) if now.get(&name) == Some(&StoredState::from(&next)) => None,
-            _ => Some(bus_error(e, &cid)),
+            _ => Some(Refused::from(e)),
         },
     };
     if let Some(err) = conflict {
@@ -440,18 +400,14 @@ async fn step(
             None => None,
         };
         if let Some(b) = back
-            && let Err(e) = run_effect(s, &b, &cid).await
+            && let Err(e) = run_effect(s, &b).await
         {
-            tracing::error!(secret = %name, error = ?e.message, "secret rotation: undoing the outside change failed");
+            tracing::error!(secret = %name, error = ?e, "secret rotation: undoing the outside change failed");
         }
         return Err(err);
     }
 
-    let actor = Actor {
-        who: ctx.caller.name.clone(),
-        reason: Some(req.reason),
-        correlation_id: cid.clone(),
-    };
+    let actor = actor(req.reason);
     let change = Change {
         operation: "ROTATE",
         table: "secrets",
@@ -480,7 +436,7 @@ async fn step(
     // This process follows at once rather than at its next poll.
     s.credentials
         .apply_stored(std::iter::once((name, StoredState::from(&next))).collect());
-    Ok(ok(describe(name, &next)))
+    Ok(describe(name, &next))
 }
 
 #[cfg(test)]
@@ -489,11 +445,7 @@ mod tests {
 
     #[test]
     fn requests_are_parsed_without_quoting_values() {
-        let r = parse_request(
-            br#"{"step":"stage","value":"n3xt","reason":"quarterly"}"#,
-            "c",
-        )
-        .unwrap();
+        let r = parse_request(br#"{"step":"stage","value":"n3xt","reason":"quarterly"}"#).unwrap();
         assert_eq!(r.step, Step::Stage);
         assert_eq!(r.value.as_ref().map(Secret::expose), Some("n3xt"));
         assert!(r.manage_acl && !r.force);
@@ -518,7 +470,7 @@ mod tests {
                 "value must be a string",
             ),
         ] {
-            let e = parse_request(body, "c").err().unwrap();
+            let e = crate::http::ApiError::from(parse_request(body).err().unwrap());
             assert!(e.message.contains(expect), "{}", e.message);
             assert!(!e.message.contains("n3xt"), "{}", e.message);
         }
@@ -526,8 +478,8 @@ mod tests {
 
     #[test]
     fn unknown_secrets_list_the_known_ones() {
-        let e = secret_name("vault", "c").unwrap_err();
-        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        let e = crate::http::ApiError::from(secret_name("vault").unwrap_err());
+        assert_eq!(e.status, axum::http::StatusCode::NOT_FOUND);
         assert!(
             e.message
                 .contains("redis_password, database_password, webhook_token")
