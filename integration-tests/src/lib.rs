@@ -21,8 +21,8 @@ use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use tokio::time::Instant;
 
-pub use mutt::muttdev::samples;
-pub use mutt::muttdev::sink::{Behaviour, Sink};
+pub use mutt_devkit::samples;
+pub use mutt_devkit::sink::{Behaviour, Sink};
 
 /// The local Redis, unless `REDIS_URL` says otherwise.
 pub fn redis_url() -> String {
@@ -1109,7 +1109,7 @@ pub async fn send_all(
     pace: Duration,
     deadline: Duration,
 ) -> std::collections::HashSet<u64> {
-    let events = mutt::muttdev::load::build_events(n);
+    let events = mutt_devkit::load::build_events(n);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -89,9 +89,9 @@ fn every_route_is_in_the_openapi_documents() {
     let mut checked = 0;
     let mut missing = Vec::new();
     for (doc, file, prefix) in [
-        (&control, "processor/mutt/src/control/v2.rs", "/api/v2"),
-        (&control, "processor/mutt/src/control/v1.rs", "/api/v1"),
-        (&ingest, "processor/mutt/src/ingest/mod.rs", ""),
+        (&control, "processor/control/src/v2.rs", "/api/v2"),
+        (&control, "processor/control/src/v1.rs", "/api/v1"),
+        (&ingest, "processor/ingest/src/lib.rs", ""),
     ] {
         for (method, path) in routes(file, prefix) {
             checked += 1;

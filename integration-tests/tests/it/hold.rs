@@ -85,7 +85,7 @@ async fn a_read_only_database_holds_events_and_dead_letters_none() -> anyhow::Re
         .await?;
     rig.env.terminate_backends().await?;
     // Events keep coming; ingest needs only Redis.
-    let events = mutt::muttdev::load::build_events(400);
+    let events = mutt_devkit::load::build_events(400);
     let client = reqwest::Client::new();
     for chunk in events[100..].chunks(100) {
         let r = post_events(
@@ -156,7 +156,7 @@ async fn only_a_row_refused_for_its_own_data_is_dead_lettered() -> anyhow::Resul
         .exec("ALTER TABLE event_audit_log ADD CONSTRAINT no_poison_host CHECK (hostname <> 'poison-host')")
         .await?;
     let all = Mutt::start(&rig.env, &rig.cfg("all")).await?;
-    let mut events = mutt::muttdev::load::build_events(50);
+    let mut events = mutt_devkit::load::build_events(50);
     events[17]["hostname"] = serde_json::json!("poison-host");
     let r = post_events(
         &reqwest::Client::new(),

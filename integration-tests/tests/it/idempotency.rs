@@ -38,7 +38,7 @@ async fn a_resend_after_a_lost_reply_appends_nothing_twice() -> anyhow::Result<(
     through_proxy.redis_url = Some(proxy.redis_url());
     let ingest = Mutt::start(&env, &through_proxy).await?;
     let workers = Mutt::start(&env, &MuttConfig::new("all").webhook(sink.url())).await?;
-    let events = mutt::muttdev::load::build_events(100);
+    let events = mutt_devkit::load::build_events(100);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
@@ -117,7 +117,7 @@ async fn the_key_identifies_the_request_with_its_body() -> anyhow::Result<()> {
     let env = TestEnv::new().await?;
     let ingest = Mutt::start(&env, &MuttConfig::new("ingest")).await?;
     let client = reqwest::Client::new();
-    let events = mutt::muttdev::load::build_events(4);
+    let events = mutt_devkit::load::build_events(4);
     let a = post_keyed(&client, &ingest.ingest_url, "k", &events[..2]).await?;
     let b = post_keyed(&client, &ingest.ingest_url, "k", &events[2..]).await?;
     assert_eq!((a.status().as_u16(), b.status().as_u16()), (202, 202));

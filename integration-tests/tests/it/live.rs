@@ -244,7 +244,7 @@ async fn forwarder_retry_settings_apply_live() -> anyhow::Result<()> {
     .await?;
     let api = Api::new(&all.control_url, "test-key");
     s.sink.set_behaviour(Behaviour::Fail(503, None));
-    let events = mutt::muttdev::load::build_events(4);
+    let events = mutt_devkit::load::build_events(4);
 
     // forwarder_retry_max: retries at most 20 ms apart instead of up to 30 s.
     set_live(&api, "forwarder_retry_max", "20ms").await?;
@@ -320,7 +320,7 @@ async fn webhook_shaping_applies_live() -> anyhow::Result<()> {
     )
     .await?;
     let api = Api::new(&all.control_url, "test-key");
-    let events = mutt::muttdev::load::build_events(300);
+    let events = mutt_devkit::load::build_events(300);
 
     // webhook_batch and webhook_linger: 3 alerts wait 2 s for company, then go together.
     set_live(&api, "webhook_batch", "10").await?;
@@ -401,7 +401,7 @@ async fn breaker_settings_apply_live() -> anyhow::Result<()> {
     let api = Api::new(&all.control_url, "test-key");
     let state = "mutt_circuit_breaker_state{name=\"webhook\"}";
     s.sink.set_behaviour(Behaviour::Fail(503, None));
-    s.send(&all.ingest_url, &mutt::muttdev::load::build_events(5))
+    s.send(&all.ingest_url, &mutt_devkit::load::build_events(5))
         .await?;
     wait_until("many failures", Duration::from_secs(5), || async {
         (s.requests() >= 20).then_some(())
@@ -458,7 +458,7 @@ async fn reclaim_settings_apply_live() -> anyhow::Result<()> {
             anyhow::Ok(())
         }
     };
-    let events = mutt::muttdev::load::build_events(1_020);
+    let events = mutt_devkit::load::build_events(1_020);
     s.send(&ingest.ingest_url, &events[..10]).await?;
     ghost(10).await?;
     let all = Mutt::start(
@@ -541,7 +541,7 @@ async fn dlq_replay_settings_apply_live() -> anyhow::Result<()> {
     let all = Mutt::start(&s.env, &s.cfg("all")).await?;
     let api = Api::new(&all.control_url, "test-key");
     s.sink.set_behaviour(Behaviour::Fail(400, None));
-    s.send(&all.ingest_url, &mutt::muttdev::load::build_events(20))
+    s.send(&all.ingest_url, &mutt_devkit::load::build_events(20))
         .await?;
     wait_until("20 dead letters", Duration::from_secs(20), || async {
         (read_stream(&s.env, "dlq:forwarder").await.ok()?.len() == 20).then_some(())

@@ -37,7 +37,7 @@ async fn ten_times_the_rate_limit_is_refused_quickly_and_what_is_accepted_arrive
     )
     .await?;
     // 8 senders, 100 events a request, as fast as answers come, for 4 seconds.
-    let events = Arc::new(mutt::muttdev::load::build_events(100));
+    let events = Arc::new(mutt_devkit::load::build_events(100));
     let (accepted, limited, other) = (
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
@@ -397,7 +397,7 @@ async fn a_keys_rate_limit_holds_for_batches() -> anyhow::Result<()> {
     )
     .await?;
     let c = reqwest::Client::new();
-    let events = mutt::muttdev::load::build_events(5_000);
+    let events = mutt_devkit::load::build_events(5_000);
     let r = post_events(&c, &ingest.ingest_url, &Value::Array(events.clone())).await?;
     assert_eq!(r.status(), 413);
     let b: Value = r.json().await?;

@@ -115,7 +115,7 @@ async fn ten_thousand_sample_events_reach_the_webhook_as_the_rules_say() -> anyh
     seed_samples(&env).await?;
     let mutt = Mutt::start(&env, &MuttConfig::new("all").webhook(sink.url())).await?;
 
-    let events = mutt::muttdev::load::build_events(10_000);
+    let events = mutt_devkit::load::build_events(10_000);
     let client = reqwest::Client::new();
     for chunk in events.chunks(500) {
         let r = post_events(&client, &mutt.ingest_url, &json!(chunk)).await?;

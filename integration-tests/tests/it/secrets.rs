@@ -311,7 +311,7 @@ async fn every_secret_rotates_while_fifty_thousand_events_flow() -> anyhow::Resu
     let sender = {
         let (key, failed, url) = (key.clone(), failed.clone(), all.ingest_url.clone());
         tokio::spawn(async move {
-            let events = mutt::muttdev::load::build_events(EVENTS);
+            let events = mutt_devkit::load::build_events(EVENTS);
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()

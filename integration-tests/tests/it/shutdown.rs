@@ -34,7 +34,7 @@ async fn sigterm_drains_without_losing_or_duplicating() -> anyhow::Result<()> {
     let mut first = Mutt::start(&env, &cfg).await?;
 
     // Senders keep posting while the process is told to stop.
-    let events = mutt::muttdev::load::build_events(6_000);
+    let events = mutt_devkit::load::build_events(6_000);
     let chunks: Vec<Vec<Value>> = events.chunks(200).map(<[Value]>::to_vec).collect();
     let url = first.ingest_url.clone();
     let sender = tokio::spawn(async move {

@@ -25,7 +25,6 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod bench;
 pub mod claim;
 pub mod client;
 pub mod control;
@@ -36,6 +35,7 @@ pub mod guard;
 pub mod names;
 mod scripts;
 pub mod secrets;
+pub mod server;
 pub mod trim;
 pub mod unhandled;
 

@@ -14,20 +14,20 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::alerter::{Alerter, RuleCache};
-use crate::auth::KeyRing;
-use crate::control::{Background, ControlState, Prometheus};
-use crate::credentials::Credentials;
-use crate::forwarder::Forwarder;
-use crate::forwarder::webhook::Webhook;
-use crate::ingest::IngestState;
-use crate::live::Live;
-use crate::ops::{self, Flag, OpsState};
-use crate::worker::Leases;
+use mutt_alerter::{Alerter, RuleCache};
+use mutt_control::{Background, ControlState, Prometheus};
+use mutt_forwarder::Forwarder;
+use mutt_forwarder::webhook::Webhook;
+use mutt_ingest::IngestState;
+use mutt_worker::Leases;
+use mutt_worker::auth::KeyRing;
+use mutt_worker::credentials::Credentials;
+use mutt_worker::live::Live;
+use mutt_worker::ops::{self, Flag, OpsState};
 
 /// A long-running role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
+pub(crate) enum Role {
     /// The ingest HTTP API.
     Ingest,
     /// The rule engine.
@@ -40,7 +40,7 @@ pub enum Role {
 
 impl Role {
     /// The role's name in logs and `/health`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Ingest => "ingest",
             Self::Alerter => "alerter",
@@ -51,7 +51,7 @@ impl Role {
 }
 
 /// Every long-running role (`mutt all`).
-pub const ALL: &[Role] = &[Role::Ingest, Role::Alerter, Role::Forwarder, Role::Control];
+pub(crate) const ALL: &[Role] = &[Role::Ingest, Role::Alerter, Role::Forwarder, Role::Control];
 
 /// Retries `connect` until it succeeds or `shutdown`; dependencies that start after MUTT
 /// (a pod restart order, a compose stack) are waited for, not fatal.
@@ -77,7 +77,7 @@ async fn connect<T, E: std::fmt::Display, Fut: Future<Output = Result<T, E>>>(
 }
 
 /// Creates the database if it is missing and applies the migrations.
-pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+pub(crate) async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let creds = Credentials::load(settings)?;
     migrate_with(settings, database_password(&creds).as_ref()).await
 }
@@ -101,7 +101,7 @@ async fn migrate_with(settings: &Settings, password: Option<&Secret>) -> anyhow:
 
 /// Runs `roles` until `shutdown`, then drains within the grace period. `prepare_db`
 /// creates and migrates the database first (`mutt all`).
-pub async fn run(
+pub(crate) async fn run(
     roles: &[Role],
     settings: Settings,
     prepare_db: bool,
@@ -202,13 +202,13 @@ pub async fn run(
         roles: roles.iter().map(|r| r.name().to_string()).collect(),
         consumer: settings.consumer.clone(),
         log,
-        rules: has(Role::Alerter).then(|| rules.clone()),
+        rules_changed: has(Role::Alerter).then(|| rules.reload_signal()),
         keys: (has(Role::Ingest) || has(Role::Control)).then(|| keys.clone()),
         credentials: creds.clone(),
     };
     let live_task = tokio::spawn(live.run(ops_stop.clone()));
     if let Some(store) = &store {
-        tokio::spawn(crate::credentials::follow_database(
+        tokio::spawn(mutt_worker::credentials::follow_database(
             creds.clone(),
             store.clone(),
             ops_stop.clone(),
@@ -236,13 +236,13 @@ pub async fn run(
                     stream: bus.names().events(),
                     hot: hot.clone(),
                     lag: lag.clone(),
-                    budget: crate::ingest::body::Budget::new(settings.ingest.max_inflight_bytes),
+                    budget: mutt_ingest::body::Budget::new(settings.ingest.max_inflight_bytes),
                 });
                 tasks.spawn(
                     {
                         let (bus, stream, stop) = (bus.clone(), bus.names().events(), stop.clone());
                         async move {
-                            crate::ingest::watch_lag(bus, stream, lag, stop).await;
+                            mutt_ingest::watch_lag(bus, stream, lag, stop).await;
                             Ok(())
                         }
                     }
@@ -254,7 +254,7 @@ pub async fn run(
                 tracing::info!(parent: &span, listen = %settings.ingest_listen, "ingest listening");
                 tasks.spawn(
                     async move {
-                        crate::ingest::serve(listener, state, stop)
+                        mutt_ingest::serve(listener, state, stop)
                             .await
                             .map_err(Into::into)
                     }
@@ -324,7 +324,7 @@ pub async fn run(
                 tracing::info!(parent: &span, listen = %settings.control_listen, "control listening");
                 tasks.spawn(
                     async move {
-                        crate::control::serve(listener, state, stop)
+                        mutt_control::serve(listener, state, stop)
                             .await
                             .map_err(Into::into)
                     }

@@ -1,0 +1,377 @@
+//! Dead-letter queues: list with depth and age, page through with provenance, replay and
+//! purge (audited before they happen: what cannot be audited does not happen), and the
+//! automatic replay of the remediation loop.
+
+use base64::Engine;
+use mutt_bus::StreamEntry;
+use mutt_bus::dlq;
+use mutt_bus::names::{ALERTER_GROUP, FORWARDER_GROUP};
+use mutt_core::codec;
+use mutt_core::event::Limits;
+use mutt_store::{Actor, Change};
+use mutt_telemetry::otel;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Refused;
+use crate::ControlState;
+
+/// The DLQs there are: one per group.
+pub const GROUPS: &[&str] = &[ALERTER_GROUP, FORWARDER_GROUP];
+/// Most dead letters one replay or purge selects by scanning.
+const SCAN_LIMIT: usize = 100_000;
+
+/// The group of a DLQ name.
+pub fn group(name: &str) -> Result<&'static str, Refused> {
+    GROUPS.iter().copied().find(|g| *g == name).ok_or_else(|| {
+        Refused::NotFound(format!(
+            "no DLQ {name:?}; there are {}",
+            GROUPS.join(" and ")
+        ))
+    })
+}
+
+/// A stream id (`1700000000000-0`).
+pub fn check_id(id: &str) -> Result<(), Refused> {
+    let ok = id
+        .split_once('-')
+        .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(Refused::bad(format!(
+            "id: {id:?} is not a stream id such as 1700000000000-0"
+        )))
+    }
+}
+
+/// Every DLQ with its depth and oldest entry.
+pub async fn list(s: &ControlState) -> Result<Vec<Value>, Refused> {
+    let now = mutt_core::now_ms();
+    Ok(s.bus
+        .dlq_info(GROUPS)
+        .await?
+        .iter()
+        .map(|i| {
+            json!({
+                "name": i.group, "stream": i.stream, "depth": i.depth,
+                "oldest_id": i.oldest_id, "oldest_age_seconds": i.oldest_age_secs(now),
+            })
+        })
+        .collect())
+}
+
+/// A dead letter as the API shows it: provenance, and the payload decoded when it can be.
+fn letter_json(group: &str, e: &StreamEntry) -> Value {
+    let text = |k: &str| e.text(k).map(str::to_string);
+    let num = |k: &str| e.text(k).and_then(|v| v.parse::<i64>().ok());
+    let limits = Limits::default();
+    let (payload, error) = match e.payload() {
+        None => (Value::Null, Some("no payload".to_string())),
+        Some(p) if group == ALERTER_GROUP => match codec::decode_event(p, &limits) {
+            Ok(ev) => (
+                json!({"event_id": ev.id, "correlation_id": ev.correlation_id, "event": ev.to_json()}),
+                None,
+            ),
+            Err(err) => (Value::Null, Some(err.to_string())),
+        },
+        Some(p) => match codec::decode_alert(p, &limits) {
+            Ok(a) => (
+                json!({"alert_id": a.id, "team": a.team, "event": a.event.to_json()}),
+                None,
+            ),
+            Err(err) => (Value::Null, Some(err.to_string())),
+        },
+    };
+    let raw = error
+        .as_ref()
+        .and(e.payload())
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(p));
+    json!({
+        "id": e.id,
+        "source_stream": text(dlq::SOURCE_STREAM),
+        "source_id": text(dlq::SOURCE_ID),
+        "group": text(dlq::GROUP),
+        "consumer": text(dlq::CONSUMER),
+        "delivery_count": num(dlq::DELIVERY_COUNT),
+        "last_error": text(dlq::LAST_ERROR),
+        "first_failure_ms": num(dlq::FIRST_FAILURE_MS),
+        "last_failure_ms": num(dlq::LAST_FAILURE_MS),
+        "replays": dlq::replays(e),
+        "traceparent": e.trace().traceparent,
+        "payload": payload,
+        "payload_error": error,
+        "payload_base64": raw,
+    })
+}
+
+/// Up to `limit` (1–200) dead letters of `g` after `after`, and the cursor of the next page.
+pub async fn page(
+    s: &ControlState,
+    g: &str,
+    after: Option<&str>,
+    limit: Option<u32>,
+) -> Result<(Vec<Value>, Option<String>), Refused> {
+    if let Some(a) = after {
+        check_id(a)?;
+        // Nothing lies after the largest id (and Redis refuses an exclusive range from it).
+        if a == "18446744073709551615-18446744073709551615" {
+            return Ok((Vec::new(), None));
+        }
+    }
+    let limit = limit.unwrap_or(50);
+    if limit == 0 || limit > 200 {
+        return Err(Refused::query("limit: from 1 to 200"));
+    }
+    let list = s.bus.dlq_entries(g, after, limit as usize).await?;
+    let next = (list.len() == limit as usize)
+        .then(|| list.last().map(|e| e.id.clone()))
+        .flatten();
+    Ok((list.iter().map(|e| letter_json(g, e)).collect(), next))
+}
+
+/// Which dead letters a replay or purge takes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selection {
+    /// These ids.
+    ids: Option<Vec<String>>,
+    /// Every dead letter (with the filters below, if any).
+    #[serde(default)]
+    all: bool,
+    /// Only those whose last error contains this text.
+    error_contains: Option<String>,
+    /// Only those that came from this source entry.
+    source_id: Option<String>,
+    /// Why (required).
+    pub reason: Option<String>,
+}
+
+async fn select(s: &ControlState, g: &str, sel: &Selection) -> Result<Vec<StreamEntry>, Refused> {
+    let filtered = sel.error_contains.is_some() || sel.source_id.is_some();
+    if sel.ids.is_none() && !sel.all && !filtered {
+        return Err(Refused::bad(
+            "say which dead letters: ids, all, error_contains or source_id",
+        ));
+    }
+    let keep = |e: &StreamEntry| {
+        sel.error_contains
+            .as_deref()
+            .is_none_or(|t| e.text(dlq::LAST_ERROR).is_some_and(|err| err.contains(t)))
+            && sel
+                .source_id
+                .as_deref()
+                .is_none_or(|id| e.text(dlq::SOURCE_ID) == Some(id))
+    };
+    if let Some(ids) = &sel.ids {
+        if ids.len() > 10_000 {
+            return Err(Refused::bad("ids: at most 10000 at once"));
+        }
+        for id in ids {
+            check_id(id)?;
+        }
+        let found = s
+            .bus
+            .entries_by_id(&s.bus.names().dlq(g), ids.iter())
+            .await?;
+        return Ok(found.into_iter().filter(|e| keep(e)).collect());
+    }
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s.bus.dlq_entries(g, after.as_deref(), 1000).await?;
+        let n = page.len();
+        after = page.last().map(|e| e.id.clone());
+        out.extend(page.into_iter().filter(|e| keep(e)));
+        if n < 1000 || out.len() >= SCAN_LIMIT {
+            break;
+        }
+    }
+    out.truncate(SCAN_LIMIT);
+    Ok(out)
+}
+
+fn summary(ids: &[String], sel: &Selection) -> Value {
+    json!({
+        "count": ids.len(),
+        "ids": ids.iter().take(100).collect::<Vec<_>>(),
+        "filter": {"all": sel.all, "error_contains": sel.error_contains, "source_id": sel.source_id, "ids_given": sel.ids.as_ref().map(Vec::len)},
+    })
+}
+
+/// Replays the selected dead letters of `g` to their source; returns the ids replayed.
+pub async fn replay(
+    s: &ControlState,
+    g: &str,
+    sel: &Selection,
+    actor: Actor,
+) -> Result<Vec<String>, Refused> {
+    let letters = select(s, g, sel).await?;
+    let selected: Vec<String> = letters.iter().map(|e| e.id.clone()).collect();
+    // Audited before it happens: a replay that cannot be audited does not happen.
+    s.store
+        .record_change(
+            &actor,
+            &Change {
+                operation: "REPLAY",
+                table: "dlq",
+                record_id: None,
+                record_key: Some(g),
+                old: None,
+                new: Some(summary(&selected, sel)),
+            },
+        )
+        .await?;
+    let (span, by) = replay_span(g, &letters);
+    let replayed = s.bus.dlq_replay(g, &letters, by.as_deref()).await?;
+    drop(span);
+    mutt_telemetry::metrics()
+        .dlq_replayed
+        .with_label_values(&[g, "api"])
+        .inc_by(replayed.len() as u64);
+    Ok(replayed)
+}
+
+/// Purges the selected dead letters of `g`; returns how many existed.
+pub async fn purge(
+    s: &ControlState,
+    g: &str,
+    sel: &Selection,
+    actor: Actor,
+) -> Result<u64, Refused> {
+    let letters = select(s, g, sel).await?;
+    let ids: Vec<String> = letters.iter().map(|e| e.id.clone()).collect();
+    // Audited first: a purge that cannot be audited does not happen.
+    s.store
+        .record_change(
+            &actor,
+            &Change {
+                operation: "PURGE",
+                table: "dlq",
+                record_id: None,
+                record_key: Some(g),
+                old: Some(summary(&ids, sel)),
+                new: None,
+            },
+        )
+        .await?;
+    Ok(s.bus.dlq_purge(g, &ids).await?)
+}
+
+/// Purges one dead letter.
+pub async fn purge_one(s: &ControlState, g: &str, id: &str, actor: Actor) -> Result<(), Refused> {
+    check_id(id)?;
+    let not_found = || Refused::NotFound(format!("no dead letter {id} in {g}"));
+    let id = id.to_string();
+    if s.bus
+        .entries_by_id(&s.bus.names().dlq(g), std::iter::once(&id))
+        .await?
+        .is_empty()
+    {
+        return Err(not_found());
+    }
+    s.store
+        .record_change(
+            &actor,
+            &Change {
+                operation: "PURGE",
+                table: "dlq",
+                record_id: None,
+                record_key: Some(g),
+                old: Some(json!({"ids": [id]})),
+                new: None,
+            },
+        )
+        .await?;
+    if s.bus.dlq_purge(g, std::slice::from_ref(&id)).await? == 0 {
+        return Err(not_found());
+    }
+    Ok(())
+}
+
+/// The span of a replay: a new trace that links to every replayed entry's original trace
+/// (up to 128); the replayed entries keep their own trace context and carry this span's as
+/// `replayed_by`, so that their processing spans link back to it.
+fn replay_span(group: &str, letters: &[StreamEntry]) -> (tracing::Span, Option<String>) {
+    let span = tracing::info_span!(
+        "dlq.replay",
+        otel.name = "dlq.replay",
+        group = group,
+        count = letters.len(),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    if !otel::enabled() {
+        return (span, None);
+    }
+    otel::record_ids(&span);
+    for l in letters.iter().take(128) {
+        otel::add_link(&span, &l.trace());
+    }
+    let by = otel::carrier_of(&span, &otel::Carrier::default()).traceparent;
+    (span, by)
+}
+
+/// Replays, on its own, what can be replayed: the oldest dead letters replayed fewer than
+/// `max_replays` times, at most `batch` per call. Returns (replayed, parked).
+pub async fn auto_replay(
+    s: &ControlState,
+    g: &str,
+    batch: usize,
+    max_replays: u64,
+) -> Result<(usize, usize), mutt_bus::BusError> {
+    let mut letters = Vec::new();
+    let mut parked = 0;
+    let mut after: Option<String> = None;
+    while letters.len() < batch {
+        let page = s.bus.dlq_entries(g, after.as_deref(), 500).await?;
+        let n = page.len();
+        after = page.last().map(|e| e.id.clone());
+        for e in page {
+            if dlq::replays(&e) >= max_replays {
+                parked += 1;
+            } else if letters.len() < batch {
+                letters.push(e);
+            }
+        }
+        if n < 500 {
+            break;
+        }
+    }
+    let (span, by) = replay_span(g, &letters);
+    let done = s.bus.dlq_replay(g, &letters, by.as_deref()).await?;
+    drop(span);
+    if !done.is_empty() {
+        let actor = Actor {
+            who: "mutt-remediation".into(),
+            reason: Some("automatic replay: downstream healthy".into()),
+            correlation_id: String::new(),
+        };
+        let sel = Selection {
+            all: true,
+            ..Selection::default()
+        };
+        if let Err(e) = s
+            .store
+            .record_change(
+                &actor,
+                &Change {
+                    operation: "REPLAY",
+                    table: "dlq",
+                    record_id: None,
+                    record_key: Some(g),
+                    old: None,
+                    new: Some(summary(&done, &sel)),
+                },
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "automatic replay not audited");
+        }
+        mutt_telemetry::metrics()
+            .dlq_replayed
+            .with_label_values(&[g, "auto"])
+            .inc_by(done.len() as u64);
+    }
+    Ok((done.len(), parked))
+}

@@ -1,0 +1,20 @@
+//! The developer kit: what `muttdev` does, and what the integration tests reuse, so that
+//! what a developer runs by hand is what CI checks. Not part of the product: no role
+//! depends on it.
+//!
+//! # Layout
+//!
+//! - [`samples`]: MUTT v2.5's sample events and rules, and seeding a database with them.
+//! - [`load`]: the load generator (request bodies built ahead, an offered rate, refusal
+//!   latencies).
+//! - [`sink`]: a webhook receiver that stands in for Moogsoft, told to fail or hang.
+//! - [`bench`]: a whole stack on this machine under load, measured.
+//! - [`relay`]: the raw ceiling of Redis for MUTT's work, measured in the same run.
+
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod load;
+pub mod relay;
+pub mod samples;
+pub mod sink;

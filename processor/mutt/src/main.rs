@@ -1,0 +1,126 @@
+//! `mutt`: one binary, one subcommand per role. It parses the command line and the
+//! settings, starts telemetry, and wires the roles (`app`); each role is a crate of its own.
+//!
+//! # Layout
+//!
+//! - `app`: connecting to the dependencies, starting the roles and the process's control
+//!   link and ops listener, draining on shutdown.
+
+mod app;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use app::Role;
+use clap::{Parser, Subcommand};
+use mutt_core::settings::{LogFormat, Settings, Sources};
+use mutt_telemetry::otel::OtelSettings;
+use tokio_util::sync::CancellationToken;
+
+/// MUTT: routes syslog, SNMP traps and webhook events into audited alerts, on Redis Streams.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// A TOML file with settings (keys: the environment names without MUTT_, in lower
+    /// case). The environment wins over the file.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The ingest HTTP API.
+    Ingest,
+    /// The rule engine: events in, audit rows and alerts out.
+    Alerter,
+    /// Sends alerts to the webhook.
+    Forwarder,
+    /// The control-plane API: rules, settings, audit, dead letters, keys.
+    Control,
+    /// Every long-running role in one process; creates and migrates the database first.
+    All,
+    /// Creates the database if needed and applies the migrations in sql/.
+    Migrate,
+}
+
+/// mimalloc: under MUTT's many short-lived allocations (entries, JSON values, strings) it
+/// cuts the alerter's CPU per event by a fifth against glibc's allocator, for about twice
+/// the resident memory (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let text = match &cli.config {
+        Some(p) => {
+            Some(std::fs::read_to_string(p).with_context(|| format!("--config {}", p.display()))?)
+        }
+        None => None,
+    };
+    let path = cli.config.as_ref().map(|p| p.display().to_string());
+    let file = match (&path, &text) {
+        (Some(p), Some(t)) => Some((p.as_str(), t.as_str())),
+        _ => None,
+    };
+    // The default consumer name is the host name and pid; HOSTNAME is not always exported.
+    let env = |k: &str| {
+        std::env::var(k).ok().or_else(|| {
+            (k == "HOSTNAME").then(|| gethostname::gethostname().to_string_lossy().into_owned())
+        })
+    };
+    let settings = Sources::new(env, file)
+        .and_then(|s| Settings::load(&s))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        // Inside the runtime: the gRPC span exporter needs one.
+        let service = match &cli.command {
+            Command::Ingest => "mutt-ingest",
+            Command::Alerter => "mutt-alerter",
+            Command::Forwarder => "mutt-forwarder",
+            Command::Control => "mutt-control",
+            Command::All | Command::Migrate => "mutt",
+        };
+        let otel = settings
+            .otel_endpoint
+            .as_ref()
+            .map(|endpoint| OtelSettings {
+                endpoint: endpoint.clone(),
+                http: settings.otel_http,
+                service_name: settings
+                    .otel_service_name
+                    .clone()
+                    .unwrap_or_else(|| service.to_string()),
+                instance_id: settings.consumer.clone(),
+                sample_ratio: settings.trace_sample_ratio,
+            });
+        let telemetry = mutt_telemetry::init(
+            &settings.hot.log_level,
+            settings.log_format == LogFormat::Json,
+            otel.as_ref(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let log = telemetry.log.clone();
+        let shutdown = CancellationToken::new();
+        mutt_worker::shutdown::on_signal(shutdown.clone());
+        let r = match cli.command {
+            Command::Migrate => app::migrate(&settings).await,
+            Command::Ingest => app::run(&[Role::Ingest], settings, false, log, shutdown).await,
+            Command::Alerter => app::run(&[Role::Alerter], settings, false, log, shutdown).await,
+            Command::Forwarder => {
+                app::run(&[Role::Forwarder], settings, false, log, shutdown).await
+            }
+            Command::Control => app::run(&[Role::Control], settings, false, log, shutdown).await,
+            Command::All => app::run(app::ALL, settings, true, log, shutdown).await,
+        };
+        if let Err(e) = &r {
+            tracing::error!(error = %format!("{e:#}"), "mutt failed");
+        }
+        telemetry.shutdown();
+        r
+    })
+}
