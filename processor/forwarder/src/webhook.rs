@@ -293,6 +293,20 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
 }
 
+/// `{"events":[…]}` from events serialised already.
+pub(crate) fn batch_body<'a>(events: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut body = Vec::with_capacity(4096);
+    body.extend_from_slice(br#"{"events":["#);
+    for (i, e) in events.enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(e);
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,5 +363,14 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn a_batch_body_is_the_events_array() {
+        let parts: [&[u8]; 2] = [br#"{"a":1}"#, br#"{"b":[2]}"#];
+        let v: serde_json::Value = serde_json::from_slice(&batch_body(parts.into_iter())).unwrap();
+        assert_eq!(v, serde_json::json!({"events": [{"a": 1}, {"b": [2]}]}));
+        let v: serde_json::Value = serde_json::from_slice(&batch_body(std::iter::empty())).unwrap();
+        assert_eq!(v, serde_json::json!({"events": []}));
     }
 }
