@@ -58,9 +58,23 @@ pub async fn watch_lag(
 /// Seconds a client should wait when MUTT is behind.
 pub(crate) const RETRY_AFTER_OVERLOADED: u64 = 5;
 
-/// Admission by lag: past the cap the whole request is refused before its body is read,
-/// so that refusing stays cheap however hard clients push.
-pub(crate) fn admit(state: &IngestState) -> Result<(), Refused> {
+/// What every request passes before its body is read, so that refusing stays cheap
+/// however hard clients push: its key, then the alerters' lag. Returns the caller and the
+/// declared content type.
+pub(crate) fn admit<'h>(
+    state: &IngestState,
+    headers: &'h HeaderMap,
+) -> Result<(Caller, Option<&'h str>), Refused> {
+    let caller = check_key(state, headers)?;
+    within_lag(state)?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    Ok((caller, ct))
+}
+
+/// Admission by lag: past the cap the whole request is refused.
+fn within_lag(state: &IngestState) -> Result<(), Refused> {
     let cap = state.hot.borrow().ingest_max_lag;
     let lag = state.lag.load(std::sync::atomic::Ordering::Relaxed);
     if cap > 0 && lag > cap {
@@ -172,7 +186,7 @@ pub(crate) async fn declared_length(
     next.run(req).await
 }
 
-pub(crate) fn check_key(state: &IngestState, headers: &HeaderMap) -> Result<Caller, Refused> {
+fn check_key(state: &IngestState, headers: &HeaderMap) -> Result<Caller, Refused> {
     let Some(key) = presented_key(headers) else {
         return Err(refuse(
             "auth",

@@ -35,6 +35,7 @@ use mutt_core::settings::IngestSettings;
 use mutt_telemetry::{metrics, otel};
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
 
 pub use self::admission::watch_lag;
 use self::body::Budget;
@@ -130,8 +131,30 @@ pub(crate) fn trace_context(headers: &HeaderMap) -> TraceContext {
     }
 }
 
+/// Runs one request's handler inside its server span, timed, and answers with what it
+/// returned or the refusal it ended with.
+pub(crate) async fn answer<F>(
+    name: &'static str,
+    cid: &str,
+    headers: &HeaderMap,
+    handle: impl FnOnce(tracing::Span) -> F,
+) -> Response
+where
+    F: Future<Output = Result<Response, Refused>>,
+{
+    let timer = metrics().ingest_latency.start_timer();
+    let span = request_span(name, cid, headers);
+    let resp = handle(span.clone())
+        .instrument(span.clone())
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    span.record("http.response.status_code", resp.status().as_u16());
+    timer.observe_duration();
+    resp
+}
+
 /// The server span of an ingest request, a child of the caller's `traceparent` if any.
-pub(crate) fn request_span(name: &'static str, cid: &str, headers: &HeaderMap) -> tracing::Span {
+fn request_span(name: &'static str, cid: &str, headers: &HeaderMap) -> tracing::Span {
     let span = tracing::info_span!(
         "ingest",
         otel.name = name,

@@ -13,12 +13,11 @@ use axum::response::{IntoResponse, Response};
 use mutt_telemetry::{metrics, otel};
 use mutt_worker::http::{ApiError, CorrelationId};
 use serde_json::{Value, json};
-use tracing::Instrument;
 
 use crate::accept::{append, item_value, keyed, mark_replayed, prepare};
-use crate::admission::{admit, check_key, read_body, within_rate};
+use crate::admission::{admit, read_body, within_rate};
 use crate::body::{BodyKind, body_kind};
-use crate::{IngestState, Refused, refuse, request_span, trace_context};
+use crate::{IngestState, Refused, answer, refuse, trace_context};
 
 /// When v1 was deprecated (RFC 9745 `Deprecation`, a Unix time): 2026-11-01T00:00:00Z.
 pub(crate) const V1_DEPRECATED_AT: i64 = 1_793_491_200;
@@ -57,17 +56,11 @@ pub(crate) async fn ingest_v1(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let timer = metrics().ingest_latency.start_timer();
-    let span = request_span("POST /api/v1/ingest", &cid, &headers);
-    let resp = deprecated(
-        handle_v1(&state, &cid, &headers, body, &span)
-            .instrument(span.clone())
-            .await
-            .unwrap_or_else(IntoResponse::into_response),
-    );
-    span.record("http.response.status_code", resp.status().as_u16());
-    timer.observe_duration();
-    resp
+    let resp = answer("POST /api/v1/ingest", &cid, &headers, |span| {
+        handle_v1(&state, &cid, &headers, body, span)
+    })
+    .await;
+    deprecated(resp)
 }
 
 pub(crate) async fn handle_v1(
@@ -75,13 +68,9 @@ pub(crate) async fn handle_v1(
     cid: &str,
     headers: &HeaderMap,
     body: Body,
-    span: &tracing::Span,
+    span: tracing::Span,
 ) -> Result<Response, Refused> {
-    let caller = check_key(state, headers)?;
-    admit(state)?;
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
+    let (caller, ct) = admit(state, headers)?;
     if body_kind(ct) != Some(BodyKind::Json) {
         return Err(v1_error(
             "content_type",
@@ -120,7 +109,7 @@ pub(crate) async fn handle_v1(
         }
     };
     // Entries carry this request's span, so the alerter's span is its child.
-    let trace = otel::carrier_of(span, &trace_context(headers));
+    let trace = otel::carrier_of(&span, &trace_context(headers));
     let id = keyed.as_ref().map(|k| k.event_id(0));
     let (id, entry, _) =
         prepare(state, item, id, cid, mutt_core::now_ms(), &trace).map_err(|e| {

@@ -8,19 +8,18 @@ use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use mutt_core::event::ValidationError;
 use mutt_telemetry::{metrics, otel};
 use mutt_worker::http::{ApiError, CorrelationId};
 use serde_json::json;
-use tracing::Instrument;
 
 use crate::accept::{accepted, append, item_error, item_value, keyed, mark_replayed, prepare};
 use crate::admission::{
-    RETRY_AFTER_OVERLOADED, admit, check_key, read_body, shedding_low_severity, within_rate,
+    RETRY_AFTER_OVERLOADED, admit, read_body, shedding_low_severity, within_rate,
 };
 use crate::body::{self, BodyError, Parsed, body_kind};
-use crate::{IngestState, Refused, refuse, request_span, trace_context};
+use crate::{IngestState, Refused, answer, refuse, trace_context};
 
 pub(crate) async fn ingest_v2(
     State(state): State<Arc<IngestState>>,
@@ -28,15 +27,10 @@ pub(crate) async fn ingest_v2(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let timer = metrics().ingest_latency.start_timer();
-    let span = request_span("POST /api/v2/ingest", &cid, &headers);
-    let resp = handle_v2(&state, &cid, &headers, body, &span)
-        .instrument(span.clone())
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
-    span.record("http.response.status_code", resp.status().as_u16());
-    timer.observe_duration();
-    resp
+    answer("POST /api/v2/ingest", &cid, &headers, |span| {
+        handle_v2(&state, &cid, &headers, body, span)
+    })
+    .await
 }
 
 pub(crate) async fn handle_v2(
@@ -44,13 +38,9 @@ pub(crate) async fn handle_v2(
     cid: &str,
     headers: &HeaderMap,
     body: Body,
-    span: &tracing::Span,
+    span: tracing::Span,
 ) -> Result<Response, Refused> {
-    let caller = check_key(state, headers)?;
-    admit(state)?;
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
+    let (caller, ct) = admit(state, headers)?;
     let Some(kind) = body_kind(ct) else {
         return Err(refuse(
             "content_type",
@@ -92,7 +82,7 @@ pub(crate) async fn handle_v2(
         })?;
     let now = mutt_core::now_ms();
     // Entries carry this request's span, so the alerter's span is its child.
-    let trace = otel::carrier_of(span, &trace_context(headers));
+    let trace = otel::carrier_of(&span, &trace_context(headers));
     // One object is a batch of one; only the answer's shape differs.
     let (single, items) = match parsed {
         Parsed::Single(raw) => (true, vec![Ok(raw)]),

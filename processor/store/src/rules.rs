@@ -129,16 +129,7 @@ impl Store {
                                       prod_handling, dev_handling, team_assignment, is_active)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {RULE_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
-            .bind(&rule.match_string)
-            .bind(&rule.trap_oid)
-            .bind(rule.syslog_severity)
-            .bind(rule.match_type.as_str())
-            .bind(rule.priority)
-            .bind(&rule.prod_handling)
-            .bind(&rule.dev_handling)
-            .bind(&rule.team_assignment)
-            .bind(rule.is_active)
+        let row = bind_rule(sqlx::query(&sql), rule)
             .fetch_one(&mut *tx)
             .await?;
         let stored = rule_row(&row)?;
@@ -181,17 +172,7 @@ impl Store {
                 updated_at = now()
              WHERE id = $1 RETURNING {RULE_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .bind(&rule.match_string)
-            .bind(&rule.trap_oid)
-            .bind(rule.syslog_severity)
-            .bind(rule.match_type.as_str())
-            .bind(rule.priority)
-            .bind(&rule.prod_handling)
-            .bind(&rule.dev_handling)
-            .bind(&rule.team_assignment)
-            .bind(rule.is_active)
+        let row = bind_rule(sqlx::query(&sql).bind(id), rule)
             .fetch_one(&mut *tx)
             .await?;
         let new = rule_row(&row)?;
@@ -249,3 +230,19 @@ impl Store {
         Ok(Some(old))
     }
 }
+
+/// Binds a rule's fields (`match_string` to `is_active`, the order of the INSERT and
+/// UPDATE column lists), after what `q` has bound already.
+fn bind_rule<'q>(q: PgQuery<'q>, rule: &'q Rule) -> PgQuery<'q> {
+    q.bind(&rule.match_string)
+        .bind(&rule.trap_oid)
+        .bind(rule.syslog_severity)
+        .bind(rule.match_type.as_str())
+        .bind(rule.priority)
+        .bind(&rule.prod_handling)
+        .bind(&rule.dev_handling)
+        .bind(&rule.team_assignment)
+        .bind(rule.is_active)
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;

@@ -50,36 +50,12 @@ pub async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken) -> boo
 
 /// Retries `f` on transient Redis errors until it succeeds, fails for good (returned at
 /// once), or shutdown interrupts (the last error is returned).
-pub async fn retry<T, F, Fut>(
-    what: &str,
-    shutdown: &CancellationToken,
-    mut f: F,
-) -> Result<T, BusError>
+pub async fn retry<T, F, Fut>(what: &str, shutdown: &CancellationToken, f: F) -> Result<T, BusError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, BusError>>,
 {
-    let mut attempt = 0;
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                metrics()
-                    .dependency_errors
-                    .with_label_values(&["worker", "redis"])
-                    .inc();
-                if !e.is_transient() {
-                    tracing::error!(error = %e, "{what} failed");
-                    return Err(e);
-                }
-                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
-                if sleep_or_shutdown(backoff(attempt), shutdown).await {
-                    return Err(e);
-                }
-                attempt += 1;
-            }
-        }
-    }
+    retry_while(what, "redis", BusError::is_transient, shutdown, f).await
 }
 
 /// [`retry`] for PostgreSQL: every error is retried (a missing table at start-up is fixed
@@ -87,11 +63,27 @@ where
 pub async fn retry_store<T, F, Fut>(
     what: &str,
     shutdown: &CancellationToken,
-    mut f: F,
+    f: F,
 ) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
+{
+    retry_while(what, "postgres", |_| true, shutdown, f).await
+}
+
+/// Retries `f` while its errors are `transient`, counting them against `dependency`.
+async fn retry_while<T, E, F, Fut>(
+    what: &str,
+    dependency: &str,
+    transient: impl Fn(&E) -> bool,
+    shutdown: &CancellationToken,
+    mut f: F,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
 {
     let mut attempt = 0;
     loop {
@@ -100,8 +92,12 @@ where
             Err(e) => {
                 metrics()
                     .dependency_errors
-                    .with_label_values(&["worker", "postgres"])
+                    .with_label_values(&["worker", dependency])
                     .inc();
+                if !transient(&e) {
+                    tracing::error!(error = %e, "{what} failed");
+                    return Err(e);
+                }
                 tracing::warn!(error = %e, attempt, "{what} failed; retrying");
                 if sleep_or_shutdown(backoff(attempt), shutdown).await {
                     return Err(e);

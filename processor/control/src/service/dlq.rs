@@ -199,6 +199,27 @@ fn summary(ids: &[String], sel: &Selection) -> Value {
     })
 }
 
+/// Records an operation on the DLQ of `g` in the config audit. Done before the operation:
+/// one that cannot be audited does not happen.
+async fn audit(
+    s: &ControlState,
+    actor: &Actor,
+    g: &str,
+    operation: &'static str,
+    old: Option<Value>,
+    new: Option<Value>,
+) -> Result<(), mutt_store::StoreError> {
+    let change = Change {
+        operation,
+        table: "dlq",
+        record_id: None,
+        record_key: Some(g),
+        old,
+        new,
+    };
+    s.store.record_change(actor, &change).await.map(drop)
+}
+
 /// Replays the selected dead letters of `g` to their source; returns the ids replayed.
 pub async fn replay(
     s: &ControlState,
@@ -209,19 +230,7 @@ pub async fn replay(
     let letters = select(s, g, sel).await?;
     let selected: Vec<String> = letters.iter().map(|e| e.id.clone()).collect();
     // Audited before it happens: a replay that cannot be audited does not happen.
-    s.store
-        .record_change(
-            &actor,
-            &Change {
-                operation: "REPLAY",
-                table: "dlq",
-                record_id: None,
-                record_key: Some(g),
-                old: None,
-                new: Some(summary(&selected, sel)),
-            },
-        )
-        .await?;
+    audit(s, &actor, g, "REPLAY", None, Some(summary(&selected, sel))).await?;
     let (span, by) = replay_span(g, &letters);
     let replayed = s.bus.dlq_replay(g, &letters, by.as_deref()).await?;
     drop(span);
@@ -242,19 +251,7 @@ pub async fn purge(
     let letters = select(s, g, sel).await?;
     let ids: Vec<String> = letters.iter().map(|e| e.id.clone()).collect();
     // Audited first: a purge that cannot be audited does not happen.
-    s.store
-        .record_change(
-            &actor,
-            &Change {
-                operation: "PURGE",
-                table: "dlq",
-                record_id: None,
-                record_key: Some(g),
-                old: Some(summary(&ids, sel)),
-                new: None,
-            },
-        )
-        .await?;
+    audit(s, &actor, g, "PURGE", Some(summary(&ids, sel)), None).await?;
     Ok(s.bus.dlq_purge(g, &ids).await?)
 }
 
@@ -270,19 +267,7 @@ pub async fn purge_one(s: &ControlState, g: &str, id: &str, actor: Actor) -> Res
     {
         return Err(not_found());
     }
-    s.store
-        .record_change(
-            &actor,
-            &Change {
-                operation: "PURGE",
-                table: "dlq",
-                record_id: None,
-                record_key: Some(g),
-                old: Some(json!({"ids": [id]})),
-                new: None,
-            },
-        )
-        .await?;
+    audit(s, &actor, g, "PURGE", Some(json!({"ids": [id]})), None).await?;
     if s.bus.dlq_purge(g, std::slice::from_ref(&id)).await? == 0 {
         return Err(not_found());
     }
@@ -351,21 +336,7 @@ pub async fn auto_replay(
             all: true,
             ..Selection::default()
         };
-        if let Err(e) = s
-            .store
-            .record_change(
-                &actor,
-                &Change {
-                    operation: "REPLAY",
-                    table: "dlq",
-                    record_id: None,
-                    record_key: Some(g),
-                    old: None,
-                    new: Some(summary(&done, &sel)),
-                },
-            )
-            .await
-        {
+        if let Err(e) = audit(s, &actor, g, "REPLAY", None, Some(summary(&done, &sel))).await {
             tracing::warn!(error = %e, "automatic replay not audited");
         }
         mutt_telemetry::metrics()
