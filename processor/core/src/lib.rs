@@ -28,6 +28,7 @@ pub mod rules;
 pub mod secret;
 pub mod settings;
 pub mod severity;
+pub mod url;
 
 /// Milliseconds since the Unix epoch, the clock of every timestamp MUTT writes itself.
 pub fn now_ms() -> i64 {

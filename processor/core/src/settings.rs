@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::event::Limits;
 use crate::hot::{HotConfig, HotError, REGISTRY};
 use crate::secret::Secret;
+use crate::url::{password as url_password, redact as redact_url};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,63 +347,6 @@ fn path(s: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(s))
 }
 
-/// The password in a URL's user information, percent-decoded.
-pub fn url_password(url: &str) -> Option<String> {
-    let rest = &url[url.find("://")? + 3..];
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    let userinfo = &authority[..authority.rfind('@')?];
-    let (_, password) = userinfo.split_once(':')?;
-    let decoded = percent_decode(password);
-    (!decoded.is_empty()).then_some(decoded)
-}
-
-/// The user name in a URL's user information, percent-decoded.
-pub fn url_username(url: &str) -> Option<String> {
-    let rest = &url[url.find("://")? + 3..];
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    let userinfo = &authority[..authority.rfind('@')?];
-    let user = percent_decode(userinfo.split(':').next().unwrap_or(""));
-    (!user.is_empty()).then_some(user)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A URL with any password replaced, for error messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..])
-        }
-        None => url.to_string(),
-    }
-}
-
 impl Settings {
     /// Reads and validates every setting.
     pub fn load<E: Fn(&str) -> Option<String>>(
@@ -709,23 +653,6 @@ mod tests {
     }
 
     #[test]
-    fn url_credentials_are_decoded() {
-        assert_eq!(
-            url_password("redis://mutt:p%40ss%3Aw@h:1/0").as_deref(),
-            Some("p@ss:w")
-        );
-        assert_eq!(url_username("redis://mutt:pw@h:1").as_deref(), Some("mutt"));
-        assert_eq!(url_password("redis://:pw@h").as_deref(), Some("pw"));
-        assert_eq!(url_username("redis://:pw@h"), None);
-        assert_eq!(url_password("redis://h:6379"), None);
-        assert_eq!(url_password("postgres://u@h/db"), None);
-        assert_eq!(
-            url_password("postgres://u:%zz@h/db").as_deref(),
-            Some("%zz")
-        );
-    }
-
-    #[test]
     fn defaults_match_the_contract() {
         let s = load(&[], None).unwrap();
         assert_eq!(s.redis_url, "redis://127.0.0.1:6379");
@@ -778,15 +705,5 @@ mod tests {
         let text = e.to_string();
         assert!(!text.contains("pw"), "{text}");
         assert!(load(&[], Some("not = [toml")).is_err());
-    }
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("redis://:secret@host:6379/0"),
-            "redis://:***@host:6379/0"
-        );
-        assert_eq!(redact_url("postgres://u:p@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
     }
 }

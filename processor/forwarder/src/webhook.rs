@@ -52,7 +52,7 @@ pub struct Webhook {
 impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Webhook")
-            .field("url", &mutt_core::settings::redact_url(&self.url))
+            .field("url", &mutt_core::url::redact(&self.url))
             .finish_non_exhaustive()
     }
 }
@@ -65,7 +65,7 @@ fn url_secrets(url: &str) -> Vec<Secret> {
     let Ok(u) = reqwest::Url::parse(url) else {
         return Vec::new();
     };
-    let decode = percent_decode;
+    let decode = mutt_core::url::percent_decode;
     let mut out: Vec<String> = Vec::new();
     if let Some(password) = u.password() {
         let user = decode(u.username());
@@ -96,29 +96,6 @@ fn url_secrets(url: &str) -> Vec<Secret> {
         .filter(|s| s.len() >= 3)
         .map(Secret::new)
         .collect()
-}
-
-/// `%XX` sequences decoded (invalid ones kept as they are).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).copied().and_then(hex),
-                b.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Webhook {
