@@ -5,7 +5,6 @@ use std::time::Duration;
 use mutt_core::rules::{MatchType, Rule};
 use mutt_integration_tests::*;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 fn good(n: usize) -> Value {
     json!({"hostname": "h1", "message": format!("ok event {n}"), "timestamp": "2026-11-26T10:00:00.1234567Z", "n": n})
@@ -34,11 +33,7 @@ async fn send(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_clearly_and_accepted_events_all_arrive() -> anyhow::Result<()> {
-    let env = TestEnv::new().await?;
-    let stop = CancellationToken::new();
-    let sink = start_sink(&stop).await?;
-    env.migrate().await?;
-    env.insert_rules(&[Rule {
+    let (env, stop, sink) = env_with_sink(&[Rule {
         id: 0,
         match_string: Some("ok event".into()),
         trap_oid: None,
@@ -320,11 +315,7 @@ async fn bad_input_is_refused_clearly_and_accepted_events_all_arrive() -> anyhow
 /// 15 seconds, and the batch's leases went unrenewed on the busy runtime threads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adversarial_messages_do_not_stall_the_alerter() -> anyhow::Result<()> {
-    let env = TestEnv::new().await?;
-    let stop = CancellationToken::new();
-    let sink = start_sink(&stop).await?;
-    env.migrate().await?;
-    env.insert_rules(&[Rule {
+    let (env, stop, sink) = env_with_sink(&[Rule {
         id: 0,
         match_string: Some("FORWARD-ME".into()),
         trap_oid: None,

@@ -429,11 +429,7 @@ async fn the_control_api_validates_audits_and_versions() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_paged_replayed_and_purged() -> anyhow::Result<()> {
-    let env = TestEnv::new().await?;
-    let stop = CancellationToken::new();
-    let sink = start_sink(&stop).await?;
-    env.migrate().await?;
-    env.insert_rules(&[forward_everything()]).await?;
+    let (env, stop, sink) = env_with_sink(&[forward_everything()]).await?;
     let all = Mutt::start(
         &env,
         &MuttConfig::new("all")

@@ -8,25 +8,54 @@ fn repo() -> &'static Path {
         .expect("the repository")
 }
 
+/// The README's two settings tables are the registries' rows, in order: a setting added,
+/// renamed, re-defaulted or re-described in code must be in the README the same way.
 #[test]
 fn the_readme_documents_every_setting() {
     let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
-    let settings = std::fs::read_to_string(repo().join("processor/core/src/settings.rs"))
-        .expect("settings.rs");
-    let re = regex::Regex::new(r#""(MUTT_[A-Z_]+|OTEL_[A-Z_]+)""#).unwrap();
-    let mut names: Vec<String> = re
-        .captures_iter(&settings)
-        .map(|c| c[1].to_string())
-        .collect();
-    names.extend(mutt_core::hot::REGISTRY.iter().map(|s| s.env()));
-    assert!(names.len() > 30, "{names:?}");
-    let missing: Vec<&String> = names
+    let rows = |header: &str| -> Vec<String> {
+        let at = readme
+            .find(header)
+            .unwrap_or_else(|| panic!("{header:?} in README.md"));
+        readme[at..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(str::to_string)
+            .collect()
+    };
+    let static_rows: Vec<String> = mutt_core::settings::REGISTRY
         .iter()
-        .filter(|n| !readme.contains(&format!("`{n}`")))
+        .map(|s| s.readme_row())
         .collect();
-    assert!(
-        missing.is_empty(),
-        "settings missing from README.md: {missing:?}"
+    let hot_rows: Vec<String> = mutt_core::hot::REGISTRY
+        .iter()
+        .map(|s| {
+            format!(
+                "| `{}` | `{}` | {} | {} |",
+                s.env(),
+                s.default,
+                if s.roles.len() == 4 {
+                    "all".to_string()
+                } else {
+                    s.roles.join(", ")
+                },
+                s.help
+            )
+        })
+        .collect();
+    assert!(static_rows.len() > 30 && hot_rows.len() > 20);
+    assert_eq!(
+        rows("| variable | default | meaning |"),
+        static_rows,
+        "README.md's settings table; expected:\n{}",
+        static_rows.join("\n")
+    );
+    assert_eq!(
+        rows("| variable | default | read by | meaning |"),
+        hot_rows,
+        "README.md's hot settings table; expected:\n{}",
+        hot_rows.join("\n")
     );
 }
 
@@ -245,4 +274,108 @@ fn every_hot_setting_is_read_and_tested_live() {
         untested.is_empty(),
         "hot settings without a live behaviour test in live.rs: {untested:?}"
     );
+}
+
+/// The modules a Rust file declares in files of their own (`mod x;`), tests excepted.
+fn declared_modules(src: &str) -> Vec<String> {
+    let re = regex::Regex::new(r"(?m)^(?:pub(?:\([a-z]+\))? )?mod ([a-z_0-9]+);").unwrap();
+    re.captures_iter(src)
+        .map(|c| c[1].to_string())
+        .filter(|m| m != "tests")
+        .collect()
+}
+
+/// The names a `# Layout` section of module docs lists: each bullet
+/// (`//! - [`a`], `b`: what they hold`) names its modules before the first colon.
+fn layout_names(src: &str) -> Option<Vec<String>> {
+    let docs: Vec<&str> = src
+        .lines()
+        .map_while(|l| l.strip_prefix("//!"))
+        .map(str::trim)
+        .collect();
+    let start = docs.iter().position(|l| *l == "# Layout")?;
+    let name = regex::Regex::new(r"`([a-z_0-9]+)`").unwrap();
+    Some(
+        docs[start + 1..]
+            .iter()
+            .take_while(|l| !l.starts_with('#'))
+            .filter_map(|l| l.strip_prefix("- "))
+            .filter_map(|l| l.split_once(':').map(|(names, _)| names))
+            .flat_map(|names| name.captures_iter(names).map(|c| c[1].to_string()))
+            .collect(),
+    )
+}
+
+/// A guide that has drifted misleads more than none: every crate's root (and every module
+/// with modules of its own) lists each of its modules, and only those, in a `# Layout`
+/// section of its docs.
+#[test]
+fn every_module_is_in_its_layout_section() {
+    let mut files = Vec::new();
+    sources(&repo().join("processor"), &mut files);
+    sources(&repo().join("integration-tests/src"), &mut files);
+    let mut problems = Vec::new();
+    let mut roots = 0;
+    for file in &files {
+        let src = std::fs::read_to_string(file).expect("source");
+        let declared = declared_modules(&src);
+        let is_root = file.ends_with("src/lib.rs") || file.ends_with("src/main.rs");
+        roots += usize::from(is_root);
+        if declared.is_empty() && !is_root {
+            continue;
+        }
+        let shown = file.strip_prefix(repo()).unwrap_or(file).display();
+        let Some(listed) = layout_names(&src) else {
+            problems.push(format!("{shown}: no # Layout section"));
+            continue;
+        };
+        for m in &declared {
+            if !listed.contains(m) {
+                problems.push(format!("{shown}: module {m} is not in # Layout"));
+            }
+        }
+        for m in &listed {
+            if !declared.contains(m) {
+                problems.push(format!(
+                    "{shown}: # Layout lists {m}, which is not a module"
+                ));
+            }
+        }
+    }
+    assert!(roots >= 10, "{roots} crate roots found");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every ADR names the modules it governs, and every path it names exists.
+#[test]
+fn every_adr_names_modules_that_exist() {
+    let path = regex::Regex::new(r"`((?:processor|integration-tests)/[A-Za-z0-9_./-]+)`").unwrap();
+    let mut problems = Vec::new();
+    let mut adrs = 0;
+    for entry in std::fs::read_dir(repo().join("adr"))
+        .expect("adr/")
+        .flatten()
+    {
+        let p = entry.path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".md") || !name.starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        adrs += 1;
+        let text = std::fs::read_to_string(&p).expect("adr");
+        let named: Vec<String> = path
+            .captures_iter(&text)
+            .map(|c| c[1].to_string())
+            .collect();
+        if named.is_empty() {
+            problems.push(format!("{name}: names no module it governs"));
+        }
+        for n in named {
+            if !repo().join(n.trim_end_matches('/')).exists() {
+                problems.push(format!("{name}: {n} does not exist"));
+            }
+        }
+    }
+    assert!(adrs >= 10, "{adrs} ADRs found");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

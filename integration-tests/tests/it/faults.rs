@@ -3,69 +3,13 @@
 //! time; each checks that every accepted event reached the webhook, counts duplicates, and
 //! checks the dead-letter queues.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use mutt_integration_tests::*;
-use tokio_util::sync::CancellationToken;
 
-struct Rig {
-    env: TestEnv,
-    stop: CancellationToken,
-    sink: Sink,
-}
-
+/// The harness's [`Rig`], with the streams trimmed every second.
 async fn rig() -> anyhow::Result<Rig> {
-    let env = TestEnv::new().await?;
-    let stop = CancellationToken::new();
-    let sink = start_sink(&stop).await?;
-    env.migrate().await?;
-    env.insert_rules(&[forward_everything()]).await?;
-    Ok(Rig { env, stop, sink })
-}
-
-impl Rig {
-    /// A process with fast recovery timings, so that the tests stay short.
-    fn cfg(&self, role: &str) -> MuttConfig {
-        MuttConfig::new(role)
-            .webhook(self.sink.url())
-            .set("MUTT_CLAIM_TIMEOUT", "2s")
-            .set("MUTT_CLAIM_INTERVAL", "300ms")
-            .set("MUTT_TRIM_INTERVAL", "1s")
-            .set("MUTT_FORWARDER_RETRY_BASE", "50ms")
-            .set("MUTT_FORWARDER_RETRY_MAX", "1s")
-            .set("MUTT_BREAKER_OPEN", "1s")
-            .set("MUTT_BREAKER_THRESHOLD", "5")
-    }
-
-    /// Waits until every accepted event was delivered; returns the duplicates.
-    async fn all_delivered(
-        &self,
-        accepted: &HashSet<u64>,
-        within: Duration,
-    ) -> anyhow::Result<u64> {
-        let sink = &self.sink;
-        wait_until(
-            &format!("{} alerts delivered", accepted.len()),
-            within,
-            || async { (delivered_seqs(sink).is_superset(accepted)).then_some(()) },
-        )
-        .await?;
-        // Late duplicates, if any, show up in this moment.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let delivered = delivered_seqs(sink);
-        assert_eq!(&delivered, accepted, "delivered events = accepted events");
-        Ok(sink.duplicates())
-    }
-
-    async fn dlq_len(&self, group: &str) -> anyhow::Result<usize> {
-        Ok(read_stream(&self.env, &format!("dlq:{group}")).await?.len())
-    }
-
-    async fn finish(self) -> anyhow::Result<()> {
-        self.stop.cancel();
-        self.env.cleanup().await
-    }
+    Ok(Rig::start().await?.set("MUTT_TRIM_INTERVAL", "1s"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -570,14 +514,8 @@ async fn two_alerters_and_two_forwarders_share_the_work() -> anyhow::Result<()> 
 async fn two_hundred_thousand_events_with_a_worker_killed_every_five_seconds() -> anyhow::Result<()>
 {
     const EVENTS: u64 = 200_000;
-    let env = TestEnv::new().await?;
-    let stop = CancellationToken::new();
     // Counts only: keeping 200,000 payloads would measure the test, not MUTT.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sink = Sink::start(listener, false, stop.clone())?;
-    env.migrate().await?;
-    env.insert_rules(&[forward_everything()]).await?;
-    let rig = Rig { env, stop, sink };
+    let rig = Rig::counting().await?.set("MUTT_TRIM_INTERVAL", "1s");
     let cfg = |role: &str| {
         rig.cfg(role)
             .set("MUTT_WEBHOOK_BATCH", "50")

@@ -6,44 +6,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use mutt_integration_tests::*;
-use tokio_util::sync::CancellationToken;
 
-struct Rig {
-    env: TestEnv,
-    stop: CancellationToken,
-    sink: Sink,
-}
-
+/// The harness's [`Rig`], without automatic dead-letter replays (dead letters stay put).
 async fn rig() -> anyhow::Result<Rig> {
-    let env = TestEnv::new().await?;
-    let stop = CancellationToken::new();
-    let sink = start_sink(&stop).await?;
-    env.migrate().await?;
-    env.insert_rules(&[forward_everything()]).await?;
-    Ok(Rig { env, stop, sink })
-}
-
-impl Rig {
-    fn cfg(&self, role: &str) -> MuttConfig {
-        MuttConfig::new(role)
-            .webhook(self.sink.url())
-            .set("MUTT_CLAIM_TIMEOUT", "2s")
-            .set("MUTT_CLAIM_INTERVAL", "300ms")
-            .set("MUTT_FORWARDER_RETRY_BASE", "50ms")
-            .set("MUTT_FORWARDER_RETRY_MAX", "1s")
-            .set("MUTT_BREAKER_OPEN", "1s")
-            .set("MUTT_BREAKER_THRESHOLD", "5")
-            .set("MUTT_DLQ_REPLAY_INTERVAL", "0s")
-    }
-
-    async fn dlq_len(&self, group: &str) -> anyhow::Result<usize> {
-        Ok(read_stream(&self.env, &format!("dlq:{group}")).await?.len())
-    }
-
-    async fn finish(self) -> anyhow::Result<()> {
-        self.stop.cancel();
-        self.env.cleanup().await
-    }
+    Ok(Rig::start().await?.set("MUTT_DLQ_REPLAY_INTERVAL", "0s"))
 }
 
 /// `/ready` of a process: its status code and its `checks` object.

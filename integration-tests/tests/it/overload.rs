@@ -125,11 +125,7 @@ async fn ten_times_the_rate_limit_is_refused_quickly_and_what_is_accepted_arrive
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_pipeline_sheds_low_severity_first_then_everything_then_recovers()
 -> anyhow::Result<()> {
-    let env = TestEnv::new().await?;
-    let stop = CancellationToken::new();
-    let sink = start_sink(&stop).await?;
-    env.migrate().await?;
-    env.insert_rules(&[forward_everything()]).await?;
+    let (env, stop, sink) = env_with_sink(&[forward_everything()]).await?;
     // Ingest alone: nothing drains the stream, so the lag grows with every event.
     let ingest = Mutt::start(
         &env,

@@ -18,11 +18,7 @@ struct Rig {
 /// A stack whose webhook refused `n` alerts (400): `n` forwarder dead letters; the webhook
 /// accepts again afterwards.
 async fn with_dead_letters(n: u64) -> anyhow::Result<Rig> {
-    let env = TestEnv::new().await?;
-    let stop = CancellationToken::new();
-    let sink = start_sink(&stop).await?;
-    env.migrate().await?;
-    env.insert_rules(&[forward_everything()]).await?;
+    let (env, stop, sink) = env_with_sink(&[forward_everything()]).await?;
     let all = Mutt::start(
         &env,
         &MuttConfig::new("all")

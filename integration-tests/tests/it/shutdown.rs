@@ -4,30 +4,12 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use mutt_core::rules::{MatchType, Rule};
 use mutt_integration_tests::*;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_without_losing_or_duplicating() -> anyhow::Result<()> {
-    let env = TestEnv::new().await?;
-    let stop = CancellationToken::new();
-    let sink = start_sink(&stop).await?;
-    env.migrate().await?;
-    env.insert_rules(&[Rule {
-        id: 0,
-        match_string: Some(".".into()),
-        trap_oid: None,
-        syslog_severity: None,
-        match_type: MatchType::Regex,
-        priority: 1,
-        prod_handling: "Page_and_ticket".into(),
-        dev_handling: "Page_and_ticket".into(),
-        team_assignment: "All".into(),
-        is_active: true,
-    }])
-    .await?;
+    let (env, stop, sink) = env_with_sink(&[forward_everything()]).await?;
     let cfg = MuttConfig::new("all")
         .webhook(sink.url())
         .consumer("drain-1");

@@ -6,7 +6,6 @@ use mutt_core::rules::{MatchType, Rule};
 use mutt_integration_tests::*;
 use serde_json::{Value, json};
 use sqlx::Connection;
-use tokio_util::sync::CancellationToken;
 
 fn unhandled(n: usize) -> Value {
     json!({"hostname": "edge-7", "message": format!("%SYS-5-CONFIG_I: Configured from console by vty{n}"), "timestamp": "2026-11-26T10:00:00Z"})
@@ -27,11 +26,7 @@ fn meta_alerts(sink: &Sink) -> usize {
 /// 50 fired at 30 distinct events; now it fires at the 50th, not before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_batch_is_not_counted_twice() -> anyhow::Result<()> {
-    let env = TestEnv::new().await?;
-    let stop = CancellationToken::new();
-    let sink = start_sink(&stop).await?;
-    env.migrate().await?;
-    env.insert_rules(&[Rule {
+    let (env, stop, sink) = env_with_sink(&[Rule {
         id: 0,
         match_string: Some("HANDLED-ONE".into()),
         trap_oid: None,

@@ -14,7 +14,7 @@
 //! - [`read`]: reading events, paused while the forwarders are behind (backpressure).
 //! - [`evaluate`]: decoding, checking and matching a batch: pure CPU, on the blocking pool.
 //! - [`meta`]: counting unhandled events and raising meta-alerts for floods.
-//! - [`write`]: dead letters, audit rows (held through outages), alerts and acks.
+//! - [`write`](mod@write): dead letters, audit rows (held through outages), alerts and acks.
 //! - [`rules`]: the rule set in memory and its reloads.
 
 pub mod evaluate;

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use mutt_bus::StreamEntry;
 use mutt_bus::dlq::DeadLetter;
 use mutt_bus::names::ALERTER_GROUP;
 use mutt_core::codec;
@@ -27,31 +28,22 @@ impl Alerter {
         let stream = self.bus.names().events();
         let now = mutt_core::now_ms();
         if !out.poison.is_empty() {
-            let letters: Vec<DeadLetter<'_>> = out
-                .poison
-                .iter()
-                .map(|(entry, why)| DeadLetter {
-                    entry,
-                    source_stream: &stream,
-                    group: ALERTER_GROUP,
-                    consumer: &self.consumer,
-                    delivery_count: 1,
-                    last_error: why,
-                    first_failure_ms: now,
-                    last_failure_ms: now,
-                })
-                .collect();
-            retry("dead-letter", shutdown, || self.bus.move_to_dlq(&letters))
-                .await
-                .map_err(|e| e.to_string())?;
+            let moved = self
+                .dead_letter(
+                    &stream,
+                    out.poison.iter().map(|(entry, why)| (entry, why.as_str())),
+                    now,
+                    shutdown,
+                )
+                .await?;
             metrics()
                 .alerter_events
                 .with_label_values(&["poison"])
-                .inc_by(letters.len() as u64);
+                .inc_by(moved);
             metrics()
                 .dlq_moved
                 .with_label_values(&[ALERTER_GROUP, "undecodable"])
-                .inc_by(letters.len() as u64);
+                .inc_by(moved);
             for (entry, why) in &out.poison {
                 tracing::warn!(entry_id = %entry.id, error = %why, "undecodable event moved to the dead-letter queue");
             }
@@ -189,28 +181,23 @@ impl Alerter {
             .entries_by_id(&stream, refused_ids.keys())
             .await
             .map_err(|e| e.to_string())?;
-        let letters: Vec<DeadLetter<'_>> = entries
-            .iter()
-            .map(|entry| DeadLetter {
-                entry,
-                source_stream: &stream,
-                group: ALERTER_GROUP,
-                consumer: &self.consumer,
-                delivery_count: 1,
-                last_error: refused_ids
-                    .get(&entry.id)
-                    .map_or("audit refused", String::as_str),
-                first_failure_ms: now,
-                last_failure_ms: now,
-            })
-            .collect();
-        retry("dead-letter", shutdown, || self.bus.move_to_dlq(&letters))
-            .await
-            .map_err(|e| e.to_string())?;
+        let moved = self
+            .dead_letter(
+                &stream,
+                entries.iter().map(|entry| {
+                    let why = refused_ids
+                        .get(&entry.id)
+                        .map_or("audit refused", String::as_str);
+                    (entry, why)
+                }),
+                now,
+                shutdown,
+            )
+            .await?;
         metrics()
             .dlq_moved
             .with_label_values(&[ALERTER_GROUP, "audit_refused"])
-            .inc_by(letters.len() as u64);
+            .inc_by(moved);
         // Alerts of refused events are dropped with them: an alert is only sent for an
         // audited decision. They are recognisable by the event id they carry.
         let refused_event_ids: Vec<String> = entries
@@ -229,8 +216,35 @@ impl Alerter {
         metrics()
             .alerter_events
             .with_label_values(&["error"])
-            .inc_by(letters.len() as u64);
+            .inc_by(moved);
         Ok(out)
+    }
+
+    /// Moves entries of `stream` to the alerter group's DLQ, each with why it failed at
+    /// `now` (the alerter gives up on its first delivery). Returns how many were moved.
+    async fn dead_letter<'e>(
+        &self,
+        stream: &str,
+        failed: impl Iterator<Item = (&'e StreamEntry, &'e str)>,
+        now: i64,
+        shutdown: &CancellationToken,
+    ) -> Result<u64, String> {
+        let letters: Vec<DeadLetter<'_>> = failed
+            .map(|(entry, why)| DeadLetter {
+                entry,
+                source_stream: stream,
+                group: ALERTER_GROUP,
+                consumer: &self.consumer,
+                delivery_count: 1,
+                last_error: why,
+                first_failure_ms: now,
+                last_failure_ms: now,
+            })
+            .collect();
+        retry("dead-letter", shutdown, || self.bus.move_to_dlq(&letters))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(letters.len() as u64)
     }
 }
 

@@ -6,6 +6,8 @@
 
 use std::sync::LazyLock;
 
+use mutt_core::event::truncate;
+
 use crate::client::Bus;
 use crate::entry::{PAYLOAD, StreamEntry, TRACEPARENT, TRACESTATE};
 use crate::error::BusError;
@@ -70,17 +72,6 @@ return id
 /// Longest error text stored with a dead letter.
 const MAX_ERROR_BYTES: usize = 1024;
 
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 /// Provenance fields, written after the original fields (overriding any same-named one,
 /// so a replayed dead letter that fails again carries fresh provenance).
 const PROVENANCE: [&str; 8] = [
@@ -116,7 +107,7 @@ return 0
 
 impl Bus {
     /// Moves entries to `{p}:dlq:<group>` and acknowledges them, each atomically (see
-    /// [`MOVE`]).
+    /// the `MOVE` script).
     pub async fn move_to_dlq(&self, letters: &[DeadLetter<'_>]) -> Result<(), BusError> {
         // One script call per source stream and group, in the order given.
         let mut rest: Vec<&DeadLetter<'_>> = letters.iter().collect();
@@ -155,7 +146,7 @@ impl Bus {
                     .arg(DELIVERY_COUNT)
                     .arg(l.delivery_count)
                     .arg(LAST_ERROR)
-                    .arg(cut(l.last_error, MAX_ERROR_BYTES))
+                    .arg(truncate(l.last_error, MAX_ERROR_BYTES))
                     .arg(FIRST_FAILURE_MS)
                     .arg(l.first_failure_ms)
                     .arg(LAST_FAILURE_MS)
@@ -231,7 +222,10 @@ impl Bus {
             pipe.cmd("HSET")
                 .arg(&key)
                 .arg(id)
-                .arg(format!("{first}|{now_ms}|{}", cut(error, MAX_ERROR_BYTES)))
+                .arg(format!(
+                    "{first}|{now_ms}|{}",
+                    truncate(error, MAX_ERROR_BYTES)
+                ))
                 .ignore();
         }
         pipe.cmd("EXPIRE").arg(&key).arg(FAILURE_TTL_SECS).ignore();

@@ -8,8 +8,8 @@
 //! - [`names`]: the Redis names of the public contract (`{p}:events`, groups, channels).
 //! - [`entry`]: stream entries as MUTT writes them (payload plus trace context) and the
 //!   parser of `XREADGROUP` / `XAUTOCLAIM` replies.
-//! - [`client`]: [`Bus`](client::Bus), the shared connection with the verbs (`append`,
-//!   `ensure_group`, `ack`, `ack_and_append`), and [`GroupReader`](client::GroupReader),
+//! - [`client`]: [`Bus`], the shared connection with the verbs (`append`,
+//!   `ensure_group`, `ack`, `ack_and_append`), and [`GroupReader`],
 //!   the dedicated blocking reader of one consumer.
 //! - [`unhandled`]: the atomic counter of unhandled fingerprints (a Lua script).
 //! - [`claim`]: reclaiming idle pending entries, renewing our own, removing gone consumers.
@@ -19,7 +19,8 @@
 //! - [`control`]: hot-setting snapshots, announcements, applied versions, the key registry.
 //! - [`auth`]: credentials that change while connections live (password rotation).
 //! - [`secrets`]: the secret store of rotations and the Redis ACL steps of one.
-//! - [`error`]: [`BusError`](error::BusError) and whether it is worth retrying.
+//! - [`error`]: [`BusError`] and whether it is worth retrying.
+//! - [`server`]: what tools ask of the server itself (its CPU time, deleting a prefix).
 //! - `scripts`: the Lua shared by the scripts that write before they acknowledge.
 
 #![forbid(unsafe_code)]

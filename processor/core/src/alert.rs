@@ -1,5 +1,5 @@
 //! Alerts: what the alerter writes to `{p}:alerts` and the forwarder turns into the
-//! Moogsoft payload of DESIGN.md.
+//! Moogsoft payload of `schemas/alert.schema.json`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -129,7 +129,7 @@ impl Alert {
     }
 }
 
-/// The Moogsoft event of DESIGN.md, borrowed from an alert.
+/// The Moogsoft event of `schemas/alert.schema.json`, borrowed from an alert.
 #[derive(Serialize)]
 struct Webhook<'a> {
     signature: &'a str,

@@ -6,13 +6,16 @@
 //!   untrusted JSON into it, with the size limits that keep a worker safe.
 //! - [`severity`]: syslog severity names and numbers, and the webhook (Moogsoft) scale.
 //! - [`rules`]: alert rules, their compiled [`RuleSet`](rules::RuleSet) and the matching
-//!   semantics of DESIGN.md (priorities, contains/regex/OID arcs, dev hosts, teams).
+//!   semantics (priorities, contains/regex/OID arcs, dev hosts, teams).
 //! - [`fingerprint`]: message normalisation, so that floods of similar unhandled lines
 //!   aggregate under one fingerprint.
 //! - [`alert`]: the [`Alert`](alert::Alert) written to the alerts stream and the webhook
 //!   payload built from it.
 //! - [`codec`]: the MessagePack encoding of events and alerts in stream entries.
-//! - [`settings`]: typed process settings from the environment and an optional TOML file.
+//! - [`settings`]: typed process settings from the environment and an optional TOML file,
+//!   declared one line each.
+//! - [`hot`]: the settings that change while MUTT runs, in one typed registry.
+//! - [`url`]: credentials inside connection URLs, read and redacted.
 //! - [`secret`]: a string wrapper that never prints its value.
 //! - [`credentials`]: CURRENT/NEXT credentials and the stage → promote → retire rotation.
 

@@ -4,29 +4,42 @@
 //! name in lower case without the `MUTT_` prefix (`redis_url`). The environment wins over
 //! the file, the file over the default. Everything is validated at start; all problems are
 //! reported together, each naming its setting, so a bad deployment fails once, clearly.
+//!
+//! # Layout
+//!
+//! - `registry`: every static setting, one line each (variable, field, default, parser,
+//!   description): the source of loading, file keys and the README table.
+//! - `parse`: the parsers of the values and their messages.
 
-use std::collections::BTreeSet;
+mod parse;
+mod registry;
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::event::Limits;
-use crate::hot::{HotConfig, HotError, REGISTRY};
+use crate::hot::{self, HotConfig, HotError};
 use crate::secret::Secret;
-use crate::url::{password as url_password, redact as redact_url};
+use crate::url::password as url_password;
+
+pub use registry::{Initial, REGISTRY, Spec};
 
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     /// Human-readable lines.
+    #[default]
     Text,
     /// One JSON object per line.
     Json,
 }
 
 /// Ingest settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct IngestSettings {
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
@@ -44,14 +57,14 @@ pub struct IngestSettings {
 }
 
 /// Alerter settings fixed at start (the rest are hot, see [`crate::hot`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AlerterSettings {
     /// Batches processed at once per alerter.
     pub concurrency: usize,
 }
 
 /// Forwarder settings fixed at start (the rest are hot, see [`crate::hot`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ForwarderSettings {
     /// Webhook requests in flight at once per forwarder (sizes the connection pool).
     pub concurrency: usize,
@@ -180,32 +193,15 @@ impl<'a, E: Fn(&str) -> Option<String>> Sources<'a, E> {
         };
         Ok(Self { env, file })
     }
-}
 
-/// The environment name of a file key's setting is `MUTT_` + upper case, except for the
-/// OpenTelemetry variable, which keeps its standard name.
-fn file_key(env_name: &str) -> String {
-    env_name
-        .strip_prefix("MUTT_")
-        .unwrap_or(env_name)
-        .to_ascii_lowercase()
-}
-
-struct Reader<'s, 'a, E> {
-    src: &'s Sources<'a, E>,
-    errors: Vec<SettingError>,
-    used: BTreeSet<String>,
-}
-
-impl<E: Fn(&str) -> Option<String>> Reader<'_, '_, E> {
-    /// The raw value and the name to report it under.
-    fn raw(&mut self, env_name: &str) -> Option<(String, String)> {
-        let key = file_key(env_name);
-        self.used.insert(key.clone());
-        if let Some(v) = (self.src.env)(env_name) {
+    /// The operator's text for a setting and the name to report it under: the
+    /// environment's, else the file's. A file value of the wrong TOML type is an error.
+    fn raw(&self, env_name: &str, errors: &mut Vec<SettingError>) -> Option<(String, String)> {
+        if let Some(v) = (self.env)(env_name) {
             return Some((v, env_name.to_string()));
         }
-        let (path, table) = self.src.file.as_ref()?;
+        let (path, table) = self.file.as_ref()?;
+        let key = registry::file_key(env_name);
         let v = table.get(&key)?;
         let s = match v {
             toml::Value::String(s) => s.clone(),
@@ -213,7 +209,7 @@ impl<E: Fn(&str) -> Option<String>> Reader<'_, '_, E> {
             toml::Value::Float(f) => f.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
             other => {
-                self.errors.push(SettingError {
+                errors.push(SettingError {
                     setting: format!("{key} in {path}"),
                     message: format!(
                         "expected a string or a number, found a {}",
@@ -225,269 +221,63 @@ impl<E: Fn(&str) -> Option<String>> Reader<'_, '_, E> {
         };
         Some((s, format!("{key} in {path}")))
     }
-
-    fn get<T>(
-        &mut self,
-        env_name: &str,
-        default: T,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> T {
-        match self.raw(env_name) {
-            None => default,
-            Some((raw, name)) => match parse(raw.trim()) {
-                Ok(v) => v,
-                Err(message) => {
-                    self.errors.push(SettingError {
-                        setting: name,
-                        message,
-                    });
-                    default
-                }
-            },
-        }
-    }
-
-    fn optional<T>(
-        &mut self,
-        env_name: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Option<T> {
-        self.get(env_name, None, |s| {
-            if s.is_empty() {
-                Ok(None)
-            } else {
-                parse(s).map(Some)
-            }
-        })
-    }
-}
-
-fn addr(s: &str) -> Result<SocketAddr, String> {
-    s.parse()
-        .map_err(|_| format!("{s:?} is not an address such as 0.0.0.0:8080"))
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration such as 250ms, 30s or 5m ({e})"))
-}
-
-fn positive_duration(s: &str) -> Result<Duration, String> {
-    let d = duration(s)?;
-    if d.is_zero() {
-        return Err("must be greater than zero".into());
-    }
-    Ok(d)
-}
-
-fn bounded(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> {
-    move |s| {
-        let n: u64 = s
-            .parse()
-            .map_err(|_| format!("{s:?} is not a whole number"))?;
-        if !(min..=max).contains(&n) {
-            return Err(format!("{n} is outside {min}..={max}"));
-        }
-        Ok(n)
-    }
-}
-
-fn redis_url(s: &str) -> Result<String, String> {
-    if s.starts_with("redis://")
-        || s.starts_with("rediss://")
-        || s.starts_with("redis+unix://")
-        || s.starts_with("unix://")
-    {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "{:?} must start with redis:// or rediss://",
-            redact_url(s)
-        ))
-    }
-}
-
-fn postgres_url(s: &str) -> Result<String, String> {
-    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        Ok(s.to_string())
-    } else {
-        Err(format!("{:?} must start with postgres://", redact_url(s)))
-    }
-}
-
-fn http_url(s: &str) -> Result<String, String> {
-    let rest = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"))
-        .ok_or_else(|| format!("{:?} must start with http:// or https://", redact_url(s)))?;
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(format!("{:?} has no host", redact_url(s)));
-    }
-    Ok(s.to_string())
-}
-
-fn name(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.len() > 128 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{s:?} must be 1–128 characters without spaces"));
-    }
-    Ok(s.to_string())
-}
-
-fn secret(s: &str) -> Result<Secret, String> {
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
-    Ok(Secret::new(s))
-}
-
-fn path(s: &str) -> Result<PathBuf, String> {
-    if s.contains('\0') {
-        return Err("a path cannot contain NUL".into());
-    }
-    Ok(PathBuf::from(s))
 }
 
 impl Settings {
+    /// Placeholders that [`REGISTRY`] then overwrites, each with the operator's value or
+    /// its default; only the consumer name, computed at start, is final here.
+    fn blank(consumer: String) -> Self {
+        let unset = SocketAddr::from(([0, 0, 0, 0], 0));
+        Settings {
+            redis_url: String::new(),
+            database_url: String::new(),
+            prefix: String::new(),
+            ingest_listen: unset,
+            control_listen: unset,
+            ops_listen: unset,
+            webhook_url: None,
+            webhook_token: None,
+            api_key: None,
+            consumer,
+            otel_endpoint: None,
+            otel_http: false,
+            otel_service_name: None,
+            trace_sample_ratio: 0.0,
+            prometheus_url: String::new(),
+            log_format: LogFormat::default(),
+            shutdown_grace: Duration::ZERO,
+            read_block: Duration::ZERO,
+            ingest: IngestSettings::default(),
+            alerter: AlerterSettings::default(),
+            forwarder: ForwarderSettings::default(),
+            hot: HotConfig::default(),
+            secrets: SecretSettings::default(),
+        }
+    }
+
     /// Reads and validates every setting.
     pub fn load<E: Fn(&str) -> Option<String>>(
         src: &Sources<'_, E>,
     ) -> Result<Self, SettingsError> {
-        let mut r = Reader {
-            src,
-            errors: Vec::new(),
-            used: BTreeSet::new(),
-        };
-        let default_consumer = format!(
+        let mut errors = Vec::new();
+        let consumer = format!(
             "{}-{}",
             (src.env)("HOSTNAME").unwrap_or_else(|| "mutt".into()),
             std::process::id()
         );
-        let defaults = Limits::default();
-        let s = Settings {
-            redis_url: r.get("MUTT_REDIS_URL", "redis://127.0.0.1:6379".into(), redis_url),
-            database_url: r.get(
-                "MUTT_DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/mutt".into(),
-                postgres_url,
-            ),
-            prefix: r.get("MUTT_PREFIX", "mutt".into(), |s| {
-                if s.is_empty()
-                    || s.len() > 64
-                    || s.chars().any(|c| c.is_whitespace() || c.is_control())
-                {
-                    Err(format!("{s:?} must be 1–64 characters without spaces"))
-                } else {
-                    Ok(s.to_string())
-                }
-            }),
-            ingest_listen: r.get("MUTT_INGEST_LISTEN", ([0, 0, 0, 0], 8080).into(), addr),
-            control_listen: r.get("MUTT_CONTROL_LISTEN", ([0, 0, 0, 0], 8090).into(), addr),
-            ops_listen: r.get("MUTT_OPS_LISTEN", ([0, 0, 0, 0], 9464).into(), addr),
-            webhook_url: r.optional("MUTT_WEBHOOK_URL", http_url),
-            webhook_token: r.optional("MUTT_WEBHOOK_TOKEN", secret),
-            api_key: r.optional("MUTT_API_KEY", secret),
-            consumer: r.get("MUTT_CONSUMER", default_consumer, name),
-            otel_endpoint: r.optional("OTEL_EXPORTER_OTLP_ENDPOINT", http_url),
-            otel_http: r.get("OTEL_EXPORTER_OTLP_PROTOCOL", false, |s| match s {
-                "grpc" => Ok(false),
-                "http/protobuf" => Ok(true),
-                _ => Err(format!("{s:?} is neither grpc nor http/protobuf")),
-            }),
-            otel_service_name: r.optional("OTEL_SERVICE_NAME", name),
-            prometheus_url: r.get(
-                "MUTT_PROMETHEUS_URL",
-                "http://127.0.0.1:9090".into(),
-                http_url,
-            ),
-            trace_sample_ratio: r.get("MUTT_TRACE_SAMPLE_RATIO", 1.0, |s| {
-                s.parse::<f64>()
-                    .ok()
-                    .filter(|r| (0.0..=1.0).contains(r))
-                    .ok_or_else(|| format!("{s:?} is not a ratio from 0 to 1"))
-            }),
-            log_format: r.get("MUTT_LOG_FORMAT", LogFormat::Text, |s| {
-                match s.to_ascii_lowercase().as_str() {
-                    "text" => Ok(LogFormat::Text),
-                    "json" => Ok(LogFormat::Json),
-                    _ => Err(format!("{s:?} is neither text nor json")),
-                }
-            }),
-            shutdown_grace: r.get(
-                "MUTT_SHUTDOWN_GRACE",
-                Duration::from_secs(20),
-                positive_duration,
-            ),
-            read_block: r.get("MUTT_READ_BLOCK", Duration::from_millis(1000), |s| {
-                let d = positive_duration(s)?;
-                if d > Duration::from_secs(60) {
-                    return Err("at most 60s, so that shutdown stays prompt".into());
-                }
-                Ok(d)
-            }),
-            ingest: IngestSettings {
-                max_body_bytes: r.get(
-                    "MUTT_INGEST_MAX_BODY_BYTES",
-                    16 << 20,
-                    bounded(1024, 1 << 30),
-                ) as usize,
-                max_inflight_bytes: r.get(
-                    "MUTT_INGEST_MAX_INFLIGHT_BYTES",
-                    64 << 20,
-                    bounded(1024, 1 << 40),
-                ) as usize,
-                idempotency_window: r.get(
-                    "MUTT_INGEST_IDEMPOTENCY_WINDOW",
-                    Duration::from_secs(3600),
-                    positive_duration,
-                ),
-                max_batch_items: r.get("MUTT_INGEST_MAX_BATCH", 10_000, bounded(1, 1_000_000))
-                    as usize,
-                limits: Limits {
-                    max_message_bytes: r.get(
-                        "MUTT_INGEST_MAX_MESSAGE_BYTES",
-                        defaults.max_message_bytes as u64,
-                        bounded(64, 1 << 20),
-                    ) as usize,
-                    max_event_bytes: r.get(
-                        "MUTT_INGEST_MAX_EVENT_BYTES",
-                        defaults.max_event_bytes as u64,
-                        bounded(256, 4 << 20),
-                    ) as usize,
-                    ..defaults
+        let mut s = Settings::blank(consumer);
+        for spec in REGISTRY {
+            let (raw, setting) = match src.raw(spec.env, &mut errors) {
+                Some(given) => given,
+                None => match spec.initial {
+                    Initial::Value(v) => (v.to_string(), format!("{} (default)", spec.env)),
+                    Initial::Absent(_) => continue,
                 },
-                request_timeout: r.get(
-                    "MUTT_INGEST_REQUEST_TIMEOUT",
-                    Duration::from_secs(30),
-                    positive_duration,
-                ),
-            },
-            alerter: AlerterSettings {
-                concurrency: r.get("MUTT_ALERTER_CONCURRENCY", 4, bounded(1, 64)) as usize,
-            },
-            forwarder: ForwarderSettings {
-                concurrency: r.get("MUTT_FORWARDER_CONCURRENCY", 32, bounded(1, 4096)) as usize,
-            },
-            hot: HotConfig::default(),
-            secrets: SecretSettings {
-                redis_password: r.optional("MUTT_REDIS_PASSWORD", secret),
-                redis_password_file: r.optional("MUTT_REDIS_PASSWORD_FILE", path),
-                database_password: r.optional("MUTT_DATABASE_PASSWORD", secret),
-                database_password_file: r.optional("MUTT_DATABASE_PASSWORD_FILE", path),
-                webhook_token_file: r.optional("MUTT_WEBHOOK_TOKEN_FILE", path),
-                api_key_file: r.optional("MUTT_API_KEY_FILE", path),
-                file_poll: r.get(
-                    "MUTT_SECRET_FILE_POLL",
-                    Duration::from_secs(5),
-                    positive_duration,
-                ),
-                file_overlap: r.get(
-                    "MUTT_SECRET_FILE_OVERLAP",
-                    Duration::from_secs(600),
-                    positive_duration,
-                ),
-            },
-        };
-        let mut s = s;
+            };
+            if let Err(message) = spec.apply(&mut s, raw.trim()) {
+                errors.push(SettingError { setting, message });
+            }
+        }
         // One source per secret: two would leave it unclear which one a rotation updates.
         let sec = &s.secrets;
         let url_pw = |u: &str| url_password(u).is_some();
@@ -530,7 +320,7 @@ impl Settings {
             ),
         ] {
             if a_set && b_set {
-                r.errors.push(SettingError {
+                errors.push(SettingError {
                     setting: b.to_string(),
                     message: format!("the secret is also given by {a}: give it in one place only"),
                 });
@@ -538,7 +328,7 @@ impl Settings {
         }
         // A budget smaller than the largest body would refuse every large body forever.
         if s.ingest.max_inflight_bytes < s.ingest.max_body_bytes {
-            r.errors.push(SettingError {
+            errors.push(SettingError {
                 setting: "MUTT_INGEST_MAX_INFLIGHT_BYTES".into(),
                 message: format!(
                     "{} is less than MUTT_INGEST_MAX_BODY_BYTES ({}): the largest body could never be read",
@@ -546,9 +336,8 @@ impl Settings {
                 ),
             });
         }
-        for spec in REGISTRY {
-            let env = spec.env();
-            if let Some((raw, name)) = r.raw(&env)
+        for spec in hot::REGISTRY {
+            if let Some((raw, name)) = src.raw(&spec.env(), &mut errors)
                 && let Err(e) = s.hot.set(spec.key, &raw)
             {
                 let message = match e {
@@ -557,7 +346,7 @@ impl Settings {
                     } => format!("{value:?} is not {expected}"),
                     other => other.to_string(),
                 };
-                r.errors.push(SettingError {
+                errors.push(SettingError {
                     setting: name,
                     message,
                 });
@@ -565,18 +354,20 @@ impl Settings {
         }
         if let Some((path, table)) = &src.file {
             for key in table.keys() {
-                if !r.used.contains(key) {
-                    r.errors.push(SettingError {
+                let known = REGISTRY.iter().any(|s| s.file_key() == *key)
+                    || hot::REGISTRY.iter().any(|s| s.key == key);
+                if !known {
+                    errors.push(SettingError {
                         setting: format!("{key} in {path}"),
                         message: "unknown setting".into(),
                     });
                 }
             }
         }
-        if r.errors.is_empty() {
+        if errors.is_empty() {
             Ok(s)
         } else {
-            Err(SettingsError(r.errors))
+            Err(SettingsError(errors))
         }
     }
 
@@ -588,122 +379,5 @@ impl Settings {
                 message: "the forwarder needs the webhook URL alerts are POSTed to".into(),
             }])
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<Settings, SettingsError> {
-        let map: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let src = Sources::new(
-            move |k: &str| map.get(k).cloned(),
-            file.map(|f| ("mutt.toml", f)),
-        )?;
-        Settings::load(&src)
-    }
-
-    #[test]
-    fn each_secret_comes_from_one_place() {
-        let s = load(
-            &[
-                ("MUTT_REDIS_PASSWORD_FILE", "/run/secrets/redis"),
-                ("MUTT_DATABASE_PASSWORD", "pw"),
-                ("MUTT_WEBHOOK_TOKEN_FILE", "/run/secrets/token"),
-                ("MUTT_SECRET_FILE_POLL", "2s"),
-            ],
-            None,
-        )
-        .unwrap();
-        assert_eq!(
-            s.secrets.redis_password_file.as_deref(),
-            Some(std::path::Path::new("/run/secrets/redis"))
-        );
-        assert_eq!(
-            s.secrets.database_password.as_ref().map(Secret::expose),
-            Some("pw")
-        );
-        assert_eq!(s.secrets.file_poll, Duration::from_secs(2));
-        assert_eq!(s.secrets.file_overlap, Duration::from_secs(600));
-
-        let e = load(
-            &[
-                ("MUTT_WEBHOOK_TOKEN", "t"),
-                ("MUTT_WEBHOOK_TOKEN_FILE", "/x"),
-                ("MUTT_REDIS_URL", "redis://mutt:p1@127.0.0.1:6379"),
-                ("MUTT_REDIS_PASSWORD", "p2"),
-            ],
-            None,
-        )
-        .unwrap_err();
-        let text = e.to_string();
-        assert!(
-            text.contains(
-                "MUTT_WEBHOOK_TOKEN_FILE: the secret is also given by MUTT_WEBHOOK_TOKEN"
-            ),
-            "{text}"
-        );
-        assert!(text.contains("MUTT_REDIS_PASSWORD or MUTT_REDIS_PASSWORD_FILE: the secret is also given by MUTT_REDIS_URL"), "{text}");
-        assert!(!text.contains("p1") && !text.contains("p2"), "{text}");
-    }
-
-    #[test]
-    fn defaults_match_the_contract() {
-        let s = load(&[], None).unwrap();
-        assert_eq!(s.redis_url, "redis://127.0.0.1:6379");
-        assert_eq!(s.database_url, "postgres://postgres@127.0.0.1:5432/mutt");
-        assert_eq!(s.prefix, "mutt");
-        assert_eq!(s.ingest_listen.port(), 8080);
-        assert_eq!(s.control_listen.port(), 8090);
-        assert_eq!(s.ops_listen.port(), 9464);
-        assert!(s.webhook_url.is_none() && s.api_key.is_none());
-        assert!(s.require_webhook().is_err());
-    }
-
-    #[test]
-    fn env_wins_over_file_and_durations_are_humantime() {
-        let s = load(
-            &[("MUTT_PREFIX", "env"), ("MUTT_READ_BLOCK", "250ms")],
-            Some("prefix = \"file\"\nunhandled_window = \"5m\"\nalerter_batch = 64\n"),
-        )
-        .unwrap();
-        assert_eq!(s.prefix, "env");
-        assert_eq!(s.read_block, Duration::from_millis(250));
-        assert_eq!(s.hot.unhandled_window, Duration::from_secs(300));
-        assert_eq!(s.hot.alerter_batch, 64);
-    }
-
-    #[test]
-    fn every_bad_setting_is_named() {
-        let e = load(
-            &[
-                ("MUTT_OPS_LISTEN", "nowhere"),
-                ("MUTT_REDIS_URL", "http://x"),
-                ("MUTT_READ_BLOCK", "soon"),
-                ("MUTT_WEBHOOK_URL", "ftp://user:pw@host/x"),
-            ],
-            Some("alerter_batch = 0\nbogus = 1\n"),
-        )
-        .unwrap_err();
-        let names: Vec<&str> = e.0.iter().map(|e| e.setting.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "MUTT_REDIS_URL",
-                "MUTT_OPS_LISTEN",
-                "MUTT_WEBHOOK_URL",
-                "MUTT_READ_BLOCK",
-                "alerter_batch in mutt.toml",
-                "bogus in mutt.toml"
-            ]
-        );
-        let text = e.to_string();
-        assert!(!text.contains("pw"), "{text}");
-        assert!(load(&[], Some("not = [toml")).is_err());
     }
 }

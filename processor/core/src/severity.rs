@@ -5,7 +5,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SyslogSeverity(u8);
 
-/// The names DESIGN.md accepts, with their numbers. Matching is case-insensitive.
+/// The names `schemas/event.schema.json` accepts, with their numbers. Matching is case-insensitive.
 const SYSLOG_NAMES: &[(&str, u8)] = &[
     ("emergency", 0),
     ("emerg", 0),
@@ -82,7 +82,7 @@ impl SyslogSeverity {
 pub struct WebhookSeverity(u8);
 
 impl WebhookSeverity {
-    /// The severity used when nothing better is known (DESIGN.md: missing or unknown → 3).
+    /// The severity used when nothing better is known (the contract: missing or unknown → 3).
     pub const UNKNOWN: Self = Self(3);
 
     /// The number, 0–5.

@@ -18,6 +18,7 @@ use mutt_store::Store;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::local::{try_free_port, with_database};
 use super::{load, samples, sink};
 
 /// What to run.
@@ -140,12 +141,6 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -166,16 +161,6 @@ fn cpu_seconds(pid: &str) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn with_database(server: &str, db: &str) -> String {
-    let base = server.split('?').next().unwrap_or(server);
-    let scheme = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[scheme..].find('/') {
-        Some(i) => &base[..scheme + i],
-        None => base,
-    };
-    format!("{root}/{db}")
-}
-
 fn percentile(sorted: &[u32], p: f64) -> u32 {
     if sorted.is_empty() {
         return 0;
@@ -187,7 +172,8 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
     let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
     let prefix = format!("bench-{id}");
-    let db_url = with_database(&plan.postgres_url, &format!("mutt_bench_{id}"));
+    let db_name = format!("mutt_bench_{id}");
+    let db_url = with_database(&plan.postgres_url, &db_name);
     Store::create_database_if_missing(&db_url).await?;
     let store = Store::connect(&db_url, 2).await?;
     store.migrate().await?;
@@ -209,7 +195,7 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
         bail!("{} is missing: cargo build --release --bins", bin.display());
     }
     let key = format!("bench-{id}");
-    let ingest_port = free_port()?;
+    let ingest_port = try_free_port()?;
     let roles: Vec<String> = if plan.split {
         let mut r = vec!["ingest".to_string()];
         r.extend((0..plan.alerters.max(1)).map(|_| "alerter".to_string()));
@@ -220,7 +206,7 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
     };
     let mut procs = Vec::new();
     for (i, role) in roles.iter().enumerate() {
-        let ops = free_port()?;
+        let ops = try_free_port()?;
         let mut cmd = Command::new(&bin);
         cmd.arg(role)
             .env("MUTT_REDIS_URL", &plan.redis_url)
@@ -231,7 +217,10 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
             .env("MUTT_WEBHOOK_BATCH", plan.webhook_batch.to_string())
             .env("MUTT_INGEST_LISTEN", format!("127.0.0.1:{ingest_port}"))
             .env("MUTT_OPS_LISTEN", format!("127.0.0.1:{ops}"))
-            .env("MUTT_CONTROL_LISTEN", format!("127.0.0.1:{}", free_port()?))
+            .env(
+                "MUTT_CONTROL_LISTEN",
+                format!("127.0.0.1:{}", try_free_port()?),
+            )
             .env("MUTT_CONSUMER", format!("{role}-{i}"))
             .env("MUTT_LOG_LEVEL", "warn")
             .stdin(Stdio::null())
@@ -375,7 +364,7 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
     let (relayed, relay) = crate::relay::relay(&bus, &raw_in, &raw_out, plan.batch).await?;
     bus.delete_keys(&[raw_in, raw_out]).await?;
     bus.delete_prefix().await?;
-    drop_database(&plan.postgres_url, &db_url).await;
+    drop_database(&plan.postgres_url, &db_name).await;
 
     Ok(BenchReport {
         accepted: load.accepted,
@@ -405,10 +394,7 @@ pub async fn run(plan: &BenchPlan) -> anyhow::Result<BenchReport> {
     })
 }
 
-async fn drop_database(server: &str, db_url: &str) {
-    let Some(name) = db_url.rsplit('/').next() else {
-        return;
-    };
+async fn drop_database(server: &str, name: &str) {
     if let Ok(admin) = Store::connect(server, 1).await {
         let _ = admin.drop_database(name).await;
         admin.close().await;

@@ -8,13 +8,15 @@
 //! - [`load`]: the load generator (request bodies built ahead, an offered rate, refusal
 //!   latencies).
 //! - [`sink`]: a webhook receiver that stands in for Moogsoft, told to fail or hang.
-//! - [`bench`]: a whole stack on this machine under load, measured.
+//! - [`bench`](mod@bench): a whole stack on this machine under load, measured.
 //! - [`relay`]: the raw ceiling of Redis for MUTT's work, measured in the same run.
+//! - [`local`]: the local Redis and PostgreSQL URLs, free loopback ports, scratch databases.
 
 #![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod load;
+pub mod local;
 pub mod relay;
 pub mod samples;
 pub mod sink;

@@ -83,35 +83,11 @@ pub fn all_events() -> Vec<Value> {
     v
 }
 
-fn rule(
-    id: i32,
-    mt: MatchType,
-    s: Option<&str>,
-    oid: Option<&str>,
-    prio: i32,
-    prod: &str,
-    team: &str,
-) -> Rule {
-    Rule {
-        id,
-        match_string: s.map(Into::into),
-        trap_oid: oid.map(Into::into),
-        syslog_severity: None,
-        match_type: mt,
-        priority: prio,
-        prod_handling: prod.into(),
-        dev_handling: "Ignore".into(),
-        team_assignment: team.into(),
-        is_active: true,
-    }
-}
-
 /// A realistic rule set: about 12 % of the sample events are forwarded, 15 % handled.
 pub fn rules() -> Vec<Rule> {
     use MatchType::{Contains, OidPrefix, Regex};
     vec![
-        rule(
-            0,
+        Rule::new(
             Contains,
             Some("FRU_PS_FAIL"),
             None,
@@ -119,8 +95,7 @@ pub fn rules() -> Vec<Rule> {
             "Page_and_ticket",
             "NetOps",
         ),
-        rule(
-            0,
+        Rule::new(
             Regex,
             Some(r"%BGP-\d-NOTIFICATION"),
             None,
@@ -128,8 +103,7 @@ pub fn rules() -> Vec<Rule> {
             "Page_and_ticket",
             "NetOps",
         ),
-        rule(
-            0,
+        Rule::new(
             Contains,
             Some("out of memory"),
             None,
@@ -137,8 +111,7 @@ pub fn rules() -> Vec<Rule> {
             "Page_and_ticket",
             "Linux",
         ),
-        rule(
-            0,
+        Rule::new(
             Contains,
             Some(" is DOWN"),
             None,
@@ -146,8 +119,7 @@ pub fn rules() -> Vec<Rule> {
             "Page_and_ticket",
             "AppOps",
         ),
-        rule(
-            0,
+        Rule::new(
             Contains,
             Some("Disk in slot"),
             None,
@@ -155,8 +127,7 @@ pub fn rules() -> Vec<Rule> {
             "Ticket_only",
             "Storage",
         ),
-        rule(
-            0,
+        Rule::new(
             Contains,
             Some("FANTRAY_BAD"),
             None,
@@ -164,8 +135,7 @@ pub fn rules() -> Vec<Rule> {
             "Ticket_only",
             "NetOps",
         ),
-        rule(
-            0,
+        Rule::new(
             Contains,
             Some("SQL Injection"),
             None,
@@ -173,8 +143,7 @@ pub fn rules() -> Vec<Rule> {
             "Page_only",
             "SecOps",
         ),
-        rule(
-            0,
+        Rule::new(
             OidPrefix,
             None,
             Some(".1.3.6.1.6.3.1.1.5"),
@@ -182,8 +151,7 @@ pub fn rules() -> Vec<Rule> {
             "Page_and_ticket",
             "NetOps",
         ),
-        rule(
-            0,
+        Rule::new(
             OidPrefix,
             None,
             Some("1.3.6.1.4.1.9.9.41.2"),
@@ -191,8 +159,7 @@ pub fn rules() -> Vec<Rule> {
             "Ticket_only",
             "NetOps",
         ),
-        rule(
-            0,
+        Rule::new(
             Contains,
             Some("%SYS-5-CONFIG_I"),
             None,
@@ -200,7 +167,7 @@ pub fn rules() -> Vec<Rule> {
             "Ignore",
             "NetOps",
         ),
-        rule(0, Contains, Some("DHCPACK"), None, 90, "Ignore", "Systems"),
+        Rule::new(Contains, Some("DHCPACK"), None, 90, "Ignore", "Systems"),
     ]
 }
 

@@ -1,5 +1,6 @@
 //! Roles and their lifecycle: connect, start, follow the control plane, drain, stop.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -239,27 +240,20 @@ pub(crate) async fn run(
                     lag: lag.clone(),
                     budget: mutt_ingest::body::Budget::new(settings.ingest.max_inflight_bytes),
                 });
-                tasks.spawn(
-                    {
-                        let (bus, stream, stop) = (bus.clone(), bus.names().events(), stop.clone());
-                        async move {
-                            mutt_ingest::watch_lag(bus, stream, lag, stop).await;
-                            Ok(())
-                        }
-                    }
-                    .instrument(span.clone()),
+                spawn_beside(
+                    &mut tasks,
+                    span.clone(),
+                    mutt_ingest::watch_lag(bus.clone(), bus.names().events(), lag, stop.clone()),
                 );
                 let Some(listener) = ingest_listener.take() else {
                     continue;
                 };
-                tracing::info!(parent: &span, listen = %settings.ingest_listen, "ingest listening");
-                tasks.spawn(
-                    async move {
-                        mutt_ingest::serve(listener, state, stop)
-                            .await
-                            .map_err(Into::into)
-                    }
-                    .instrument(span),
+                spawn_api(
+                    &mut tasks,
+                    Role::Ingest,
+                    settings.ingest_listen,
+                    span,
+                    mutt_ingest::serve(listener, state, stop),
                 );
             }
             Role::Alerter => {
@@ -312,24 +306,13 @@ pub(crate) async fn run(
                     state: state.clone(),
                     consumer: settings.consumer.clone(),
                 };
-                tasks.spawn(
-                    {
-                        let stop = stop.clone();
-                        async move {
-                            background.run(stop).await;
-                            Ok(())
-                        }
-                    }
-                    .instrument(span.clone()),
-                );
-                tracing::info!(parent: &span, listen = %settings.control_listen, "control listening");
-                tasks.spawn(
-                    async move {
-                        mutt_control::serve(listener, state, stop)
-                            .await
-                            .map_err(Into::into)
-                    }
-                    .instrument(span),
+                spawn_beside(&mut tasks, span.clone(), background.run(stop.clone()));
+                spawn_api(
+                    &mut tasks,
+                    Role::Control,
+                    settings.control_listen,
+                    span,
+                    mutt_control::serve(listener, state, stop),
                 );
             }
         }
@@ -366,6 +349,34 @@ pub(crate) async fn run(
     }
     tracing::info!("stopped");
     result
+}
+
+/// Spawns a role's HTTP API, saying where it listens.
+fn spawn_api(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    role: Role,
+    listen: SocketAddr,
+    span: tracing::Span,
+    serve: impl Future<Output = std::io::Result<()>> + Send + 'static,
+) {
+    tracing::info!(parent: &span, listen = %listen, "{} listening", role.name());
+    tasks.spawn(async move { serve.await.map_err(Into::into) }.instrument(span));
+}
+
+/// Spawns work that runs beside a role's API until the role stops, and cannot fail (the
+/// ingest lag watch, the control plane's background jobs).
+fn spawn_beside(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    span: tracing::Span,
+    work: impl Future<Output = ()> + Send + 'static,
+) {
+    tasks.spawn(
+        async move {
+            work.await;
+            Ok(())
+        }
+        .instrument(span),
+    );
 }
 
 fn flatten(r: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //!
-//! - [`db`]: [`Store`](db::Store): connecting, creating the database, migrating from
+//! - [`db`]: [`Store`]: connecting, creating the database, migrating from
 //!   `sql/`, partition upkeep, readiness, swapping the pool (password changes, failover).
 //! - [`rules`]: `alert_rules`, for the rule engine (read with hosts and teams in one
 //!   snapshot) and for the control API.
@@ -20,7 +20,7 @@
 //!   events query.
 //! - [`page`]: paged query results.
 //! - [`password`]: changing MUTT's own password with a SCRAM verifier (rotation).
-//! - [`error`]: [`StoreError`](error::StoreError) and what a refusal means for the rows.
+//! - [`error`]: [`StoreError`] and what a refusal means for the rows.
 
 #![forbid(unsafe_code)]
 

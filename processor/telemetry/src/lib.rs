@@ -7,7 +7,7 @@
 //! - [`json`]: the JSON log line layer (span fields flattened, secrets redacted).
 //! - [`otel`]: the OTLP exporter and W3C trace context in and out of stream entries.
 //! - [`slo`]: the service-level objectives, their queries, statuses and Prometheus rules.
-//! - [`metrics`]: the Prometheus registry and every metric MUTT emits, in one place, so
+//! - [`metrics`](mod@metrics): the Prometheus registry and every metric MUTT emits, in one place, so
 //!   that alert rules and dashboards can be checked against this list.
 
 #![forbid(unsafe_code)]

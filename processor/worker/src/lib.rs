@@ -8,7 +8,7 @@
 //!   lease keeper and the reclaimer, started and stopped together.
 //! - [`leases`]: the entries a worker holds, renewed so that they never look idle.
 //! - [`reclaim`]: taking over idle entries, the delivery limit, stream upkeep.
-//! - [`retry`]: retrying transient failures with backoff; waiting on intervals that are
+//! - [`retry`](mod@retry): retrying transient failures with backoff; waiting on intervals that are
 //!   hot settings.
 //! - [`trace`]: the span of one entry's processing, continuing its trace.
 //! - [`live`]: following the control plane: hot settings, rule and key reloads, reports.

@@ -3,6 +3,17 @@
 //! publishes and announces, and returns a domain result or why it [`Refused`]. The v2 and
 //! v1 handlers are adapters over these: they parse requests and shape answers, nothing
 //! else.
+//!
+//! # Layout
+//!
+//! - [`rules`], [`hosts`], [`teams`]: the routing data the alerters load.
+//! - [`settings`]: hot settings, their snapshots and which version each process applied.
+//! - [`keys`]: API keys: created and rotated (shown once), revoked, published with the
+//!   version of the key set.
+//! - [`dlq`]: dead letters: listed, replayed, purged, and the automatic replay.
+//! - [`secrets`]: credential rotations: stage, promote, retire, with their Redis steps.
+//! - [`slo`]: the service-level objectives, asked of Prometheus.
+//! - [`audit`]: the config and event audit trails, queried.
 
 pub mod audit;
 pub mod dlq;

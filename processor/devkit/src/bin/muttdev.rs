@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use mutt_devkit::{load, samples, sink};
+use mutt_devkit::{load, local, samples, sink};
 use mutt_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -73,10 +73,10 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         webhook_batch: usize,
         /// Redis.
-        #[arg(long, env = "MUTT_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        #[arg(long, env = "MUTT_REDIS_URL", default_value = local::DEFAULT_REDIS_URL)]
         redis_url: String,
         /// PostgreSQL server (a scratch database is created next to it).
-        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        #[arg(long, default_value = local::DEFAULT_POSTGRES_SERVER_URL)]
         postgres_url: String,
         /// Extra settings for the processes, KEY=VALUE.
         #[arg(long = "set", value_parser = parse_kv)]

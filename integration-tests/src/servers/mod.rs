@@ -1,0 +1,33 @@
+//! Private servers a test starts and stops itself, on free loopback ports and in scratch
+//! directories, removed on drop.
+//!
+//! # Layout
+//!
+//! - [`redis`]: [`redis::RedisServer`], for tests that restart or kill Redis itself.
+//! - [`postgres`]: [`postgres::PostgresServer`], for tests about roles and credentials.
+//! - [`prometheus`]: [`prometheus::PrometheusServer`], scraping with MUTT's rule files.
+
+use std::path::PathBuf;
+
+pub mod postgres;
+pub mod prometheus;
+pub mod redis;
+
+/// A new directory for a private server's files: `$TMPDIR/mutt-<kind>-<port>-<random>`.
+fn scratch_dir(kind: &str, port: u16) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "mutt-{kind}-{port}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The path of a program on `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}

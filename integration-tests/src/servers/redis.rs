@@ -1,0 +1,98 @@
+//! [`RedisServer`]: a private `redis-server`, for tests that restart or kill Redis itself.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+use mutt_devkit::local::free_port;
+
+use super::scratch_dir;
+use crate::wait::wait_until;
+
+/// A private `redis-server` on a free loopback port, optionally with AOF (fsync always)
+/// so that a restart keeps everything acknowledged.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    /// Port.
+    pub port: u16,
+    dir: PathBuf,
+    aof: bool,
+}
+
+impl RedisServer {
+    /// Starts a server.
+    pub async fn start(aof: bool) -> anyhow::Result<Self> {
+        let port = free_port();
+        let dir = scratch_dir("redis", port)?;
+        let mut s = Self {
+            child: None,
+            port,
+            dir,
+            aof,
+        };
+        s.launch().await?;
+        Ok(s)
+    }
+
+    async fn launch(&mut self) -> anyhow::Result<()> {
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--save")
+            .arg("")
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.aof {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        self.child = Some(cmd.spawn().context("starting redis-server")?);
+        let url = self.url();
+        wait_until("private redis to answer", Duration::from_secs(10), || {
+            let url = url.clone();
+            async move {
+                let c = redis::Client::open(url).ok()?;
+                let mut conn = c.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .ok()
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.launch().await
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,145 @@
+//! The parsers of static setting values. Each returns the message an operator sees after
+//! the setting's name, so it says what was expected, never echoing a secret.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::LogFormat;
+use crate::secret::Secret;
+use crate::url::redact;
+
+/// What a parser gives back: the value, or what is wrong with the text.
+pub(super) type Parsed<T> = Result<T, String>;
+
+pub(super) fn addr(s: &str) -> Parsed<SocketAddr> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an address such as 0.0.0.0:8080"))
+}
+
+fn duration(s: &str) -> Parsed<Duration> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration such as 250ms, 30s or 5m ({e})"))
+}
+
+pub(super) fn positive_duration(s: &str) -> Parsed<Duration> {
+    let d = duration(s)?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+/// `XREADGROUP … BLOCK`: a reader blocked longer would hold up a shutdown.
+pub(super) fn read_block(s: &str) -> Parsed<Duration> {
+    let d = positive_duration(s)?;
+    if d > Duration::from_secs(60) {
+        return Err("at most 60s, so that shutdown stays prompt".into());
+    }
+    Ok(d)
+}
+
+/// A whole number within `min..=max`.
+pub(super) fn count(min: u64, max: u64) -> impl Fn(&str) -> Parsed<usize> {
+    move |s| {
+        let n: u64 = s
+            .parse()
+            .map_err(|_| format!("{s:?} is not a whole number"))?;
+        if !(min..=max).contains(&n) {
+            return Err(format!("{n} is outside {min}..={max}"));
+        }
+        usize::try_from(n).map_err(|_| format!("{n} is too large for this machine"))
+    }
+}
+
+pub(super) fn ratio(s: &str) -> Parsed<f64> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or_else(|| format!("{s:?} is not a ratio from 0 to 1"))
+}
+
+pub(super) fn redis_url(s: &str) -> Parsed<String> {
+    if ["redis://", "rediss://", "redis+unix://", "unix://"]
+        .iter()
+        .any(|scheme| s.starts_with(scheme))
+    {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{:?} must start with redis:// or rediss://",
+            redact(s)
+        ))
+    }
+}
+
+pub(super) fn postgres_url(s: &str) -> Parsed<String> {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{:?} must start with postgres://", redact(s)))
+    }
+}
+
+pub(super) fn http_url(s: &str) -> Parsed<String> {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or_else(|| format!("{:?} must start with http:// or https://", redact(s)))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("{:?} has no host", redact(s)));
+    }
+    Ok(s.to_string())
+}
+
+/// 1 to `max` characters without spaces: a name that goes into keys, labels and logs.
+pub(super) fn name_of(max: usize) -> impl Fn(&str) -> Parsed<String> {
+    move |s| {
+        if s.is_empty() || s.len() > max || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{s:?} must be 1–{max} characters without spaces"));
+        }
+        Ok(s.to_string())
+    }
+}
+
+pub(super) fn secret(s: &str) -> Parsed<Secret> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(Secret::new(s))
+}
+
+pub(super) fn path(s: &str) -> Parsed<PathBuf> {
+    if s.contains('\0') {
+        return Err("a path cannot contain NUL".into());
+    }
+    Ok(PathBuf::from(s))
+}
+
+/// `grpc` (false) or `http/protobuf` (true).
+pub(super) fn otlp_http(s: &str) -> Parsed<bool> {
+    match s {
+        "grpc" => Ok(false),
+        "http/protobuf" => Ok(true),
+        _ => Err(format!("{s:?} is neither grpc nor http/protobuf")),
+    }
+}
+
+pub(super) fn log_format(s: &str) -> Parsed<LogFormat> {
+    match s.to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("{s:?} is neither text nor json")),
+    }
+}
+
+/// An optional setting: empty text leaves it unset.
+pub(super) fn optional<T>(parse: impl Fn(&str) -> Parsed<T>) -> impl Fn(&str) -> Parsed<Option<T>> {
+    move |s| {
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            parse(s).map(Some)
+        }
+    }
+}
