@@ -32,17 +32,17 @@ pub async fn start_sink(stop: &tokio_util::sync::CancellationToken) -> anyhow::R
 
 /// A rule that forwards every event (fault tests count alerts one to one with events).
 pub fn forward_everything() -> mutt_core::rules::Rule {
-    mutt_core::rules::Rule {
-        id: 0,
-        match_string: Some(".".into()),
-        trap_oid: None,
-        syslog_severity: None,
-        match_type: mutt_core::rules::MatchType::Regex,
-        priority: 1,
-        prod_handling: "Page_and_ticket".into(),
+    use mutt_core::rules::{MatchType, Rule};
+    Rule {
         dev_handling: "Page_and_ticket".into(),
-        team_assignment: "All".into(),
-        is_active: true,
+        ..Rule::new(
+            MatchType::Regex,
+            Some("."),
+            None,
+            1,
+            "Page_and_ticket",
+            "All",
+        )
     }
 }
 

@@ -18,16 +18,8 @@ fn rule(
     team: &str,
 ) -> Rule {
     Rule {
-        id: 0,
-        match_string: s.map(Into::into),
-        trap_oid: oid.map(Into::into),
         syslog_severity: sev,
-        match_type: mt,
-        priority: prio,
-        prod_handling: prod.into(),
-        dev_handling: "Ignore".into(),
-        team_assignment: team.into(),
-        is_active: true,
+        ..Rule::new(mt, s, oid, prio, prod, team)
     }
 }
 

@@ -21,29 +21,45 @@ use tokio_util::sync::CancellationToken;
 use super::local::{try_free_port, with_database};
 use super::{load, samples, sink};
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run (the arguments of `muttdev bench`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchPlan {
     /// Events to send.
+    #[arg(long, default_value_t = 200_000)]
     pub events: u64,
-    /// Offered rate, events/s (None: as fast as ingest answers).
+    /// Offered rate, events per second (default: as fast as ingest answers).
+    #[arg(long)]
     pub rate: Option<f64>,
     /// Requests in flight.
+    #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Events per request.
+    #[arg(long, default_value_t = 500)]
     pub batch: usize,
-    /// Separate processes per role instead of `mutt all`.
+    /// One process per role (ingest, alerters, forwarder) instead of `mutt all`.
+    #[arg(long)]
     pub split: bool,
-    /// Alerters (split mode).
+    /// Alerter processes in split mode.
+    #[arg(long, default_value_t = 1)]
     pub alerters: usize,
     /// Alerts per webhook request.
+    #[arg(long, default_value_t = 50)]
     pub webhook_batch: usize,
-    /// Redis URL.
+    /// Redis.
+    #[arg(long, env = "MUTT_REDIS_URL", default_value = super::local::DEFAULT_REDIS_URL)]
     pub redis_url: String,
-    /// PostgreSQL server URL (any database; the scratch one is created next to it).
+    /// PostgreSQL server (a scratch database is created next to it).
+    #[arg(long, default_value = super::local::DEFAULT_POSTGRES_SERVER_URL)]
     pub postgres_url: String,
-    /// Extra settings for the processes.
+    /// Extra settings for the processes, KEY=VALUE.
+    #[arg(long = "set", value_parser = parse_kv)]
     pub extra: Vec<(String, String)>,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 /// What was measured.

@@ -10,20 +10,26 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
 
-/// What to send.
-#[derive(Debug, Clone)]
+/// What to send (the arguments of `muttdev load`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct LoadPlan {
-    /// Ingest base URL (`http://127.0.0.1:8080`).
+    /// Ingest base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// API key.
+    #[arg(long, env = "MUTT_API_KEY")]
     pub api_key: String,
-    /// Events in total.
+    /// Events to send.
+    #[arg(long, default_value_t = 100_000)]
     pub events: u64,
     /// Events per request.
+    #[arg(long, default_value_t = 500)]
     pub batch: usize,
     /// Requests in flight.
+    #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
-    /// Offered rate in events/s (None: as fast as possible).
+    /// Offered rate, events per second (default: as fast as ingest answers).
+    #[arg(long)]
     pub rate: Option<f64>,
 }
 

@@ -125,8 +125,8 @@ impl Store {
         .bind(&actor.who)
         .fetch_one(&mut *tx)
         .await?;
-        config_audit::write(
-            &mut tx,
+        config_audit::commit(
+            tx,
             actor,
             &Change {
                 operation: if retire_others_at.is_some() {
@@ -145,7 +145,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(Outcome::Done)
     }
 
@@ -163,8 +162,8 @@ impl Store {
         if n == 0 {
             return Ok(Outcome::NotFound);
         }
-        config_audit::write(
-            &mut tx,
+        config_audit::commit(
+            tx,
             actor,
             &Change {
                 operation: "REVOKE",
@@ -176,7 +175,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(Outcome::Done)
     }
 

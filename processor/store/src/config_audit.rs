@@ -112,6 +112,18 @@ pub(crate) async fn write(
     Ok(())
 }
 
+/// Writes the audit row of a change and commits the transaction that makes it: the
+/// change happens audited or not at all.
+pub(crate) async fn commit(
+    mut tx: Transaction<'_, Postgres>,
+    actor: &Actor,
+    c: &Change<'_>,
+) -> Result<(), StoreError> {
+    write(&mut tx, actor, c).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 impl Store {
     /// Writes one config audit row on its own (changes that live outside PostgreSQL: DLQ
     /// replays and purges, secret rotation steps).

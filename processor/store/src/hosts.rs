@@ -37,8 +37,8 @@ impl Store {
             .bind(hostname)
             .execute(&mut *tx)
             .await?;
-        config_audit::write(
-            &mut tx,
+        config_audit::commit(
+            tx,
             actor,
             &Change {
                 operation: "CREATE",
@@ -50,7 +50,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(Outcome::Done)
     }
 
@@ -70,8 +69,8 @@ impl Store {
         let Some(gone) = gone else {
             return Ok(Outcome::NotFound);
         };
-        config_audit::write(
-            &mut tx,
+        config_audit::commit(
+            tx,
             actor,
             &Change {
                 operation: "DELETE",
@@ -83,7 +82,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(Outcome::Done)
     }
 }

@@ -133,8 +133,8 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let stored = rule_row(&row)?;
-        config_audit::write(
-            &mut tx,
+        config_audit::commit(
+            tx,
             actor,
             &Change {
                 operation: "CREATE",
@@ -146,7 +146,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(stored)
     }
 
@@ -187,8 +186,8 @@ impl Store {
                 }
             }
         }
-        config_audit::write(
-            &mut tx,
+        config_audit::commit(
+            tx,
             actor,
             &Change {
                 operation: "UPDATE",
@@ -200,7 +199,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(Some(new))
     }
 
@@ -213,8 +211,8 @@ impl Store {
             return Ok(None);
         };
         let old = rule_row(&row)?;
-        config_audit::write(
-            &mut tx,
+        config_audit::commit(
+            tx,
             actor,
             &Change {
                 operation: "DELETE",
@@ -226,7 +224,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(Some(old))
     }
 }

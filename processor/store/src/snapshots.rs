@@ -54,8 +54,8 @@ impl Store {
         .bind(actor.reason.as_deref().unwrap_or(""))
         .fetch_one(&mut *tx)
         .await?;
-        config_audit::write(
-            &mut tx,
+        config_audit::commit(
+            tx,
             actor,
             &Change {
                 operation: "UPDATE",
@@ -67,7 +67,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok((version, values))
     }
 }

@@ -54,8 +54,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        config_audit::write(
-            &mut tx,
+        config_audit::commit(
+            tx,
             actor,
             &Change {
                 operation: if old.is_some() { "UPDATE" } else { "CREATE" },
@@ -67,7 +67,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(Outcome::Done)
     }
 
@@ -82,8 +81,8 @@ impl Store {
         let Some((h, t)) = old else {
             return Ok(Outcome::NotFound);
         };
-        config_audit::write(
-            &mut tx,
+        config_audit::commit(
+            tx,
             actor,
             &Change {
                 operation: "DELETE",
@@ -95,7 +94,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(Outcome::Done)
     }
 }

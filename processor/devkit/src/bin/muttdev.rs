@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use mutt_devkit::{load, local, samples, sink};
+use mutt_devkit::bench::{self, BenchPlan};
+use mutt_devkit::{load, samples, sink};
 use mutt_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -29,59 +30,9 @@ enum Command {
         database_url: String,
     },
     /// Posts sample events to ingest and reports the accepted rate.
-    Load {
-        /// Ingest base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// API key.
-        #[arg(long, env = "MUTT_API_KEY")]
-        api_key: String,
-        /// Events to send.
-        #[arg(long, default_value_t = 100_000)]
-        events: u64,
-        /// Events per request.
-        #[arg(long, default_value_t = 500)]
-        batch: usize,
-        /// Requests in flight.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        /// Offered rate, events per second (default: as fast as ingest answers).
-        #[arg(long)]
-        rate: Option<f64>,
-    },
+    Load(load::LoadPlan),
     /// Runs a whole stack on this machine under load and measures it (see BENCHMARKS.md).
-    Bench {
-        /// Events to send.
-        #[arg(long, default_value_t = 200_000)]
-        events: u64,
-        /// Offered rate, events per second (default: as fast as ingest answers).
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Requests in flight.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        /// Events per request.
-        #[arg(long, default_value_t = 500)]
-        batch: usize,
-        /// One process per role (ingest, alerters, forwarder) instead of `mutt all`.
-        #[arg(long)]
-        split: bool,
-        /// Alerter processes in split mode.
-        #[arg(long, default_value_t = 1)]
-        alerters: usize,
-        /// Alerts per webhook request.
-        #[arg(long, default_value_t = 50)]
-        webhook_batch: usize,
-        /// Redis.
-        #[arg(long, env = "MUTT_REDIS_URL", default_value = local::DEFAULT_REDIS_URL)]
-        redis_url: String,
-        /// PostgreSQL server (a scratch database is created next to it).
-        #[arg(long, default_value = local::DEFAULT_POSTGRES_SERVER_URL)]
-        postgres_url: String,
-        /// Extra settings for the processes, KEY=VALUE.
-        #[arg(long = "set", value_parser = parse_kv)]
-        extra: Vec<(String, String)>,
-    },
+    Bench(BenchPlan),
     /// Runs a webhook receiver that counts alerts by external_id (GET /stats).
     Sink {
         /// Address to listen on.
@@ -104,12 +55,6 @@ enum Command {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn parse_kv(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -126,22 +71,7 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("development hosts and device teams set");
         }
-        Command::Load {
-            url,
-            api_key,
-            events,
-            batch,
-            concurrency,
-            rate,
-        } => {
-            let plan = load::LoadPlan {
-                url,
-                api_key,
-                events,
-                batch,
-                concurrency,
-                rate,
-            };
+        Command::Load(plan) => {
             let r = load::run(&plan).await?;
             println!(
                 "accepted {} rejected {} failed {} (shed requests {}) in {:.2}s: {:.0} events/s",
@@ -182,31 +112,8 @@ async fn main() -> anyhow::Result<()> {
             }
             stop.cancel();
         }
-        Command::Bench {
-            events,
-            rate,
-            concurrency,
-            batch,
-            split,
-            alerters,
-            webhook_batch,
-            redis_url,
-            postgres_url,
-            extra,
-        } => {
-            let plan = mutt_devkit::bench::BenchPlan {
-                events,
-                rate,
-                concurrency,
-                batch,
-                split,
-                alerters,
-                webhook_batch,
-                redis_url,
-                postgres_url,
-                extra,
-            };
-            let report = mutt_devkit::bench::run(&plan).await?;
+        Command::Bench(plan) => {
+            let report = bench::run(&plan).await?;
             println!("{}", report.render(&plan));
         }
         Command::SloRules => print!("{}", mutt_telemetry::slo::prometheus_rules()),
