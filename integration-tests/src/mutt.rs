@@ -118,6 +118,9 @@ impl Mutt {
             .env("MUTT_READ_BLOCK", "200ms")
             .env("MUTT_SHUTDOWN_GRACE", "15s")
             .env("MUTT_LOG_LEVEL", "info")
+            // Retention is tested on its own: a run at start would add the config audit row
+            // of its own that other tests would count.
+            .env("MUTT_RETENTION_ENABLED", "off")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);

@@ -635,3 +635,76 @@ async fn ingest_settings_apply_live() -> anyhow::Result<()> {
     drop((ingest, control));
     s.finish().await
 }
+
+/// Retention's policy, its schedule and its switch: set while the schedule is off, then
+/// switched on; every effect is one the defaults would not have had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_settings_apply_live() -> anyhow::Result<()> {
+    use crate::retention::{audit_counts, letters, partitions, seed, seeded_config_audit};
+    let env = TestEnv::new().await?;
+    env.migrate().await?;
+    let seeded = seed(&env).await?;
+    let cfg = MuttConfig::new("control");
+    let control = Mutt::start(&env, &cfg).await?;
+    let api = Api::new(&control.control_url, &cfg.api_key);
+    set_live(&api, "retention_event_audit_days", "30").await?;
+    set_live(&api, "retention_archive_days", "365").await?;
+    set_live(&api, "retention_config_audit_days", "400").await?;
+    set_live(&api, "retention_parked_letter_days", "10").await?;
+    set_live(&api, "retention_partitions_ahead", "5").await?;
+    set_live(&api, "retention_interval", "2s").await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM retention_runs").await?,
+        0,
+        "the harness starts with retention off"
+    );
+
+    set_live(&api, "retention_enabled", "on").await?;
+    // Two runs: the second comes retention_interval after the first.
+    wait_until("two scheduled runs", Duration::from_secs(30), || async {
+        (env.count("SELECT count(*) FROM retention_runs")
+            .await
+            .ok()?
+            >= 2)
+            .then_some(())
+    })
+    .await?;
+    let now = time::OffsetDateTime::now_utc();
+    let days = |n: u64| Duration::from_secs(n * 86_400);
+    // 30 days of event audit: months the default 90 would keep are archived.
+    let live_parts = partitions(&env, "event_audit_log").await?;
+    assert!(
+        live_parts.iter().all(|(_, hi)| *hi > now - days(30)),
+        "{live_parts:?}"
+    );
+    let archive = partitions(&env, "event_audit_log_archive").await?;
+    assert!(
+        archive.iter().any(|(_, hi)| *hi > now - days(90)),
+        "{archive:?}"
+    );
+    // 365 days of archive: the oldest months are gone (7 years would keep them).
+    assert!(
+        archive.iter().all(|(_, hi)| *hi > now - days(365)),
+        "{archive:?}"
+    );
+    let (live, archived, _) = audit_counts(&env).await?;
+    assert!(live + archived < seeded.audit_rows);
+    // 400 days of config audit: the 380-day row stays (365 would delete it).
+    assert_eq!(seeded_config_audit(&env).await?, ["380d", "10d"]);
+    // Parked letters past 10 days go (30 would keep the 20-day one).
+    assert_eq!(letters(&env).await?, ["fresh-40d", "parked-5d"]);
+    // Five months ahead (three by default).
+    let five = now.date().replace_day(1).unwrap() + days(5 * 31);
+    let name = format!(
+        "event_audit_log_{:04}_{:02}",
+        five.year(),
+        u8::from(five.month())
+    );
+    assert!(
+        live_parts.iter().any(|(n, _)| *n == name),
+        "{name}: {live_parts:?}"
+    );
+    drop(control);
+    env.cleanup().await
+}

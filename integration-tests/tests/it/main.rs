@@ -13,6 +13,7 @@ mod live;
 mod overload;
 mod pipeline;
 mod replay;
+mod retention;
 mod secrets;
 mod semantics;
 mod shutdown;

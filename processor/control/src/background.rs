@@ -1,7 +1,8 @@
 //! What the control plane does on its own: publishing the newest snapshot and the live
 //! keys to Redis (so a Redis that lost them, or a change whose publication failed, is
 //! repaired within seconds), expiring rotated keys, and replaying dead letters when the
-//! downstream is healthy (with a budget, and parking letters that keep failing).
+//! downstream is healthy (with a budget, and parking letters that keep failing), and
+//! running data retention on its schedule.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,12 +13,15 @@ use mutt_telemetry::metrics;
 use tokio_util::sync::CancellationToken;
 
 use super::ControlState;
+use super::retention::{self, Options, Outcome, Policy, Retention};
 use super::service::dlq::{GROUPS, auto_replay};
 use super::service::{keys, settings};
 
 const SYNC_EVERY: Duration = Duration::from_secs(5);
 // Expiring keys promptly matters: the end of a rotation overlap is audited by this loop.
 const KEYS_EVERY: Duration = Duration::from_secs(5);
+/// How soon a failed retention run is tried again (or the interval, if shorter).
+const RETENTION_RETRY: Duration = Duration::from_secs(600);
 
 /// The control plane's background work.
 #[derive(Debug)]
@@ -31,6 +35,73 @@ pub struct Background {
 impl Background {
     /// Runs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
+        tokio::join!(self.upkeep(&shutdown), self.retention(&shutdown));
+    }
+
+    /// Runs retention when it is due: `retention_interval` after the last run of any
+    /// replica or CronJob finished (so restarts do not run it again), one replica at a
+    /// time (the run's lock). A run takes as long as it takes, beside the upkeep loop.
+    async fn retention(&self, shutdown: &CancellationToken) {
+        let s = &self.state;
+        let r = Retention {
+            store: s.store.clone(),
+            bus: s.bus.clone(),
+            run_by: format!("control {}", self.consumer),
+        };
+        let mut retry_at: Option<tokio::time::Instant> = None;
+        loop {
+            let hot = s.hot.borrow().clone();
+            let due = match s.store.retention_runs(1).await {
+                Ok(runs) => {
+                    let last = runs.first().map(|r| r.finished_at);
+                    if let Some(t) = last {
+                        metrics().retention_last_run.set(t.unix_timestamp());
+                    }
+                    let next = retention::next_run(last, hot.retention_interval);
+                    next <= time::OffsetDateTime::now_utc()
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading the last retention run");
+                    false
+                }
+            };
+            let waiting = retry_at.is_some_and(|t| tokio::time::Instant::now() < t);
+            if hot.retention_enabled && due && !waiting {
+                match r
+                    .run_once(&Policy::from_hot(&hot), &Options::default())
+                    .await
+                {
+                    Ok(Outcome::Ran(report)) => {
+                        retry_at = None;
+                        tracing::info!(
+                            archived = report.archived.len(),
+                            archive_dropped = report.archive_dropped.len(),
+                            config_audits_deleted = report.config_audits_deleted,
+                            partitions_created = report.partitions_created.len(),
+                            "retention run"
+                        );
+                    }
+                    Ok(Outcome::Busy) => {
+                        tracing::debug!("another retention run holds the lock")
+                    }
+                    Err(e) => {
+                        retry_at = Some(
+                            tokio::time::Instant::now()
+                                + RETENTION_RETRY.min(hot.retention_interval),
+                        );
+                        tracing::warn!(error = %e, "retention run failed; it will be tried again");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(SYNC_EVERY.min(hot.retention_interval)) => {}
+            }
+        }
+    }
+
+    /// Publishing, key expiry, DLQ gauges and automatic replay, every few seconds.
+    async fn upkeep(&self, shutdown: &CancellationToken) {
         let s = &self.state;
         let mut last_keys = tokio::time::Instant::now() - KEYS_EVERY;
         let mut last_replay = tokio::time::Instant::now();

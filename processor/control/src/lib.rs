@@ -13,11 +13,15 @@
 //! - `auth`: the key and the scope each endpoint needs.
 //! - `extract`: request extractors answering in MUTT's error shape; [`Ctx`] and its actor.
 //! - `state`: [`ControlState`], and the Prometheus client of the SLO endpoint.
-//! - `background`: publishing snapshots and keys, expiring keys, automatic DLQ replay.
+//! - `background`: publishing snapshots and keys, expiring keys, automatic DLQ replay,
+//!   retention on its schedule.
+//! - [`retention`]: one retention pass (partitions, archive, config audit, parked dead
+//!   letters) under its lock; `mutt retention` runs it too.
 
 mod auth;
 mod background;
 mod extract;
+pub mod retention;
 pub mod service;
 mod state;
 mod v1;

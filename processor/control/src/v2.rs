@@ -17,7 +17,7 @@ use super::extract::{Body, Ctx, Params, PathParam, reason};
 use super::service::audit::{self, AuditQuery, EventQuery};
 use super::service::dlq::{self, Selection};
 use super::service::rules::{self, RuleBody, rule_id};
-use super::service::{hosts, keys, secrets, settings, slo, teams};
+use super::service::{hosts, keys, retention, secrets, settings, slo, teams};
 use super::versions;
 use mutt_worker::http::ApiError;
 
@@ -66,6 +66,7 @@ pub(super) fn router() -> Router<Arc<ControlState>> {
         .route("/secrets", get(list_secrets))
         .route("/secrets/{name}/rotate", post(rotate_secret))
         .route("/slo", get(slo_status))
+        .route("/retention", get(retention_status))
 }
 
 async fn version() -> Answer {
@@ -419,4 +420,8 @@ async fn slo_status(State(s): S) -> Answer {
             .unwrap_or_default(),
         "slos": slo::evaluate(&s).await?,
     }))
+}
+
+async fn retention_status(State(s): S) -> Answer {
+    ok(retention::status(&s).await?)
 }

@@ -32,6 +32,8 @@ pub enum Kind {
     Name,
     /// A tracing filter such as `info` or `mutt=debug,warn`.
     LogFilter,
+    /// On or off (`on`/`off`, `true`/`false`).
+    Switch,
 }
 
 impl Kind {
@@ -46,6 +48,7 @@ impl Kind {
             ),
             Self::Name => "a name of 1 to 100 characters".into(),
             Self::LogFilter => "a log filter such as info or mutt=debug,warn".into(),
+            Self::Switch => "on or off".into(),
         }
     }
 }
@@ -132,6 +135,22 @@ impl HotValue for Duration {
     }
     fn render(&self) -> String {
         humantime::format_duration(*self).to_string()
+    }
+}
+
+impl HotValue for bool {
+    fn parse(raw: &str, spec: &Spec) -> Result<Self, HotError> {
+        if spec.kind != Kind::Switch {
+            return Err(invalid(spec, raw));
+        }
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" => Ok(true),
+            "off" | "false" => Ok(false),
+            _ => Err(invalid(spec, raw)),
+        }
+    }
+    fn render(&self) -> String {
+        if *self { "on" } else { "off" }.into()
     }
 }
 
@@ -290,6 +309,20 @@ hot_settings! {
     ingest_shed_low_severity_lag: u64 = "0", Kind::Count { min: 0, max: 1_000_000_000 }, INGEST;
     /// Alerts not yet delivered to the forwarders beyond which the alerters read more slowly (0: off).
     alerter_max_alert_lag: u64 = "200000", Kind::Count { min: 0, max: 1_000_000_000 }, ALERTER;
+    /// Whether data retention runs (on the control plane's schedule, and `mutt retention`).
+    retention_enabled: bool = "on", Kind::Switch, CONTROL;
+    /// How often the control plane runs retention, counted from the end of the last run.
+    retention_interval: Duration = "24h", Kind::Duration { min_ms: 1_000, max_ms: 2_592_000_000 }, CONTROL;
+    /// Days of event audit kept in event_audit_log; older whole months move to the archive.
+    retention_event_audit_days: u64 = "90", Kind::Count { min: 30, max: 36_500 }, CONTROL;
+    /// Days an archived month is kept before it is dropped (at least the event audit's).
+    retention_archive_days: u64 = "2557", Kind::Count { min: 365, max: 36_500 }, CONTROL;
+    /// Days of config audit kept; older rows are deleted.
+    retention_config_audit_days: u64 = "365", Kind::Count { min: 365, max: 36_500 }, CONTROL;
+    /// Days a parked dead letter is kept before it is removed from its DLQ.
+    retention_parked_letter_days: u64 = "30", Kind::Count { min: 7, max: 36_500 }, CONTROL;
+    /// Monthly event-audit partitions kept ready beyond the current month.
+    retention_partitions_ahead: u64 = "3", Kind::Count { min: 1, max: 24 }, CONTROL;
 }
 
 /// The spec of a hot setting.

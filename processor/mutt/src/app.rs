@@ -101,6 +101,60 @@ async fn migrate_with(settings: &Settings, password: Option<&Secret>) -> anyhow:
     Ok(())
 }
 
+/// `mutt retention`: one pass under the retention lock, then exit (a CronJob runs it).
+/// The policy is the hot settings in force: the start values plus the newest snapshot of
+/// the control plane, read from PostgreSQL, where it is kept.
+pub(crate) async fn retention(
+    settings: &Settings,
+    opts: mutt_control::retention::Options,
+) -> anyhow::Result<()> {
+    use mutt_control::retention::{Outcome, Policy, Retention};
+    let creds = Credentials::load(settings)?;
+    let bus = Bus::connect_with_auth(
+        &settings.redis_url,
+        &settings.prefix,
+        creds.redis_auth(&settings.redis_url),
+    )
+    .await?;
+    let store = Store::connect_with_password(
+        &settings.database_url,
+        2,
+        database_password(&creds).as_ref(),
+    )
+    .await?;
+    let values: Vec<(String, String)> = match store.latest_snapshot().await? {
+        Some((_, serde_json::Value::Object(m))) => m
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let (hot, errors) = mutt_core::hot::HotConfig::with_overrides(
+        &settings.hot,
+        values.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    for e in errors {
+        tracing::warn!(error = %e, "snapshot value not applied");
+    }
+    if !hot.retention_enabled {
+        println!("retention is disabled (retention_enabled = off): nothing done");
+        store.close().await;
+        return Ok(());
+    }
+    let r = Retention {
+        store: store.clone(),
+        bus,
+        run_by: format!("mutt retention ({})", settings.consumer),
+    };
+    let outcome = r.run_once(&Policy::from_hot(&hot), &opts).await;
+    store.close().await;
+    match outcome? {
+        Outcome::Ran(report) => println!("{}", serde_json::to_string_pretty(&report)?),
+        Outcome::Busy => println!("another retention run holds the lock: skipped"),
+    }
+    Ok(())
+}
+
 /// Runs `roles` until `shutdown`, then drains within the grace period. `prepare_db`
 /// creates and migrates the database first (`mutt all`).
 pub(crate) async fn run(

@@ -43,6 +43,17 @@ enum Command {
     All,
     /// Creates the database if needed and applies the migrations in sql/.
     Migrate,
+    /// One data-retention pass, then exit: partitions ahead, whole months of event audit
+    /// into the archive, old archive, config audit and parked dead letters removed.
+    Retention {
+        /// Report what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also write each archived month and each removed set of dead letters to this
+        /// directory (gzip, with a SHA256SUMS manifest) before removing them.
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+    },
 }
 
 /// mimalloc: under MUTT's many short-lived allocations (entries, JSON values, strings) it
@@ -84,6 +95,7 @@ fn main() -> anyhow::Result<()> {
             Command::Forwarder => "mutt-forwarder",
             Command::Control => "mutt-control",
             Command::All | Command::Migrate => "mutt",
+            Command::Retention { .. } => "mutt-retention",
         };
         let otel = settings
             .otel_endpoint
@@ -109,6 +121,10 @@ fn main() -> anyhow::Result<()> {
         mutt_worker::shutdown::on_signal(shutdown.clone());
         let r = match cli.command {
             Command::Migrate => app::migrate(&settings).await,
+            Command::Retention { dry_run, export } => {
+                let opts = mutt_control::retention::Options { dry_run, export };
+                app::retention(&settings, opts).await
+            }
             Command::Ingest => app::run(&[Role::Ingest], settings, false, log, shutdown).await,
             Command::Alerter => app::run(&[Role::Alerter], settings, false, log, shutdown).await,
             Command::Forwarder => {

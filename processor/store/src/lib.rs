@@ -18,6 +18,8 @@
 //!   every mutation calls in its transaction, and the audit query.
 //! - [`event_audit`]: `event_audit_log`: the alerters' idempotent batch writer and the
 //!   events query.
+//! - [`retention`]: the retention lock, event-audit partitions and the archive, old config
+//!   audit, month exports, the record of each run.
 //! - [`page`]: paged query results.
 //! - [`password`]: changing MUTT's own password with a SCRAM verifier (rotation).
 //! - [`error`]: [`StoreError`] and what a refusal means for the rows.
@@ -32,6 +34,7 @@ pub mod event_audit;
 pub mod hosts;
 pub mod page;
 pub mod password;
+pub mod retention;
 pub mod rules;
 pub mod snapshots;
 pub mod teams;

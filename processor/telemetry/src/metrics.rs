@@ -104,6 +104,22 @@ pub struct Metrics {
     /// Webhook requests retried with the other token after a 401/403 during a rotation,
     /// by result (accepted|refused).
     pub webhook_token_fallbacks: IntCounterVec,
+    /// Retention runs by outcome (done|dry_run|skipped|failed).
+    pub retention_runs: IntCounterVec,
+    /// Event-audit rows moved to the archive (whole months).
+    pub retention_events_archived: IntCounter,
+    /// Archived event-audit rows dropped past the archive policy.
+    pub retention_archive_rows_dropped: IntCounter,
+    /// Config audit rows deleted past their policy.
+    pub retention_config_audits_deleted: IntCounter,
+    /// Parked dead letters removed past their policy, by group.
+    pub retention_dead_letters_deleted: IntCounterVec,
+    /// Rows moved out of the DEFAULT event-audit partition into their month's.
+    pub retention_default_rows_moved: IntCounter,
+    /// Unix time the last retention run finished (any replica, or `mutt retention`).
+    pub retention_last_run: IntGauge,
+    /// Time one retention run took.
+    pub retention_duration: Histogram,
     /// Build information (value 1).
     pub build_info: IntGaugeVec,
 }
@@ -323,6 +339,49 @@ impl Metrics {
                 &r,
                 "mutt_config_version_applied",
                 "Version of the hot-setting snapshot this process applied (0: start values).",
+            ),
+            retention_runs: counter_vec(
+                &r,
+                "mutt_retention_runs_total",
+                "Retention runs by outcome.",
+                &["outcome"],
+            ),
+            retention_events_archived: counter(
+                &r,
+                "mutt_retention_events_archived_total",
+                "Event-audit rows moved to the archive, a whole month at a time.",
+            ),
+            retention_archive_rows_dropped: counter(
+                &r,
+                "mutt_retention_events_deleted_total",
+                "Archived event-audit rows dropped past the archive policy.",
+            ),
+            retention_config_audits_deleted: counter(
+                &r,
+                "mutt_retention_config_audits_deleted_total",
+                "Config audit rows deleted past their policy.",
+            ),
+            retention_dead_letters_deleted: counter_vec(
+                &r,
+                "mutt_retention_dead_letters_deleted_total",
+                "Parked dead letters removed past their policy.",
+                &["group"],
+            ),
+            retention_default_rows_moved: counter(
+                &r,
+                "mutt_retention_default_rows_moved_total",
+                "Event-audit rows moved from the DEFAULT partition into their month's.",
+            ),
+            retention_last_run: gauge(
+                &r,
+                "mutt_retention_last_run_timestamp",
+                "Unix time the last retention run finished.",
+            ),
+            retention_duration: histogram(
+                &r,
+                "mutt_retention_enforcement_duration_seconds",
+                "Time one retention run took.",
+                SLOW_BUCKETS,
             ),
             dlq_replayed: counter_vec(
                 &r,

@@ -13,12 +13,14 @@
 //! - [`dlq`]: dead letters: listed, replayed, purged, and the automatic replay.
 //! - [`secrets`]: credential rotations: stage, promote, retire, with their Redis steps.
 //! - [`slo`]: the service-level objectives, asked of Prometheus.
+//! - [`retention`]: the retention policy, its runs, schedule and partitions.
 //! - [`audit`]: the config and event audit trails, queried.
 
 pub mod audit;
 pub mod dlq;
 pub mod hosts;
 pub mod keys;
+pub mod retention;
 pub mod rules;
 pub mod secrets;
 pub mod settings;
