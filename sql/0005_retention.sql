@@ -148,8 +148,9 @@ BEGIN
     END IF;
 END $$;
 
--- A retention run is audited like any other change, as operation RETAIN.
+-- A retention run is audited like any other change, as operation RETAIN; the remediation
+-- loop's parking of dead letters as PARK.
 ALTER TABLE config_audit_log DROP CONSTRAINT IF EXISTS config_audit_log_operation_check;
 ALTER TABLE config_audit_log ADD CONSTRAINT config_audit_log_operation_check
     CHECK (operation IN ('CREATE', 'UPDATE', 'DELETE', 'REPLAY', 'PURGE', 'ROTATE', 'REVOKE',
-                         'EXPIRE', 'RETAIN')) NOT VALID;
+                         'EXPIRE', 'RETAIN', 'PARK')) NOT VALID;

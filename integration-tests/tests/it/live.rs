@@ -535,29 +535,35 @@ fn api_of(m: &Mutt) -> Api {
 
 /// Automatic dead-letter replay: how often, how many per round, and when a letter is
 /// parked for an operator.
+async fn dead_letters(env: &TestEnv, n: usize) -> anyhow::Result<()> {
+    wait_until(
+        &format!("{n} dead letters"),
+        Duration::from_secs(20),
+        || async { (read_stream(env, "dlq:forwarder").await.ok()?.len() == n).then_some(()) },
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dlq_replay_settings_apply_live() -> anyhow::Result<()> {
     let s = Stack::new(&[forward_everything()]).await?;
-    let all = Mutt::start(&s.env, &s.cfg("all")).await?;
+    // One attempt and no circuit: an outage dead-letters each alert at once, as a
+    // passing failure (a refusal of the alert's content would be parked instead).
+    let cfg = s
+        .cfg("all")
+        .set("MUTT_FORWARDER_MAX_ATTEMPTS", "1")
+        .set("MUTT_BREAKER_THRESHOLD", "1000000");
+    let all = Mutt::start(&s.env, &cfg).await?;
     let api = Api::new(&all.control_url, "test-key");
-    s.sink.set_behaviour(Behaviour::Fail(400, None));
+    s.sink.set_behaviour(Behaviour::Fail(503, None));
     s.send(&all.ingest_url, &mutt_devkit::load::build_events(20))
         .await?;
-    wait_until("20 dead letters", Duration::from_secs(20), || async {
-        (read_stream(&s.env, "dlq:forwarder").await.ok()?.len() == 20).then_some(())
-    })
-    .await?;
+    dead_letters(&s.env, 20).await?;
     s.sink.set_behaviour(Behaviour::Accept);
 
-    // dlq_max_replays 0: every letter is parked, so a replay every second replays none.
-    set_live(&api, "dlq_max_replays", "0").await?;
-    set_live(&api, "dlq_replay_interval", "1s").await?;
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    assert_eq!(s.sink.unique(), 0, "parked letters are not replayed");
-
-    // dlq_replay_batch 5 and max replays 3: five per round.
+    // dlq_replay_batch 5 and a round every second: five per round, until all are back.
     set_live(&api, "dlq_replay_batch", "5").await?;
-    set_live(&api, "dlq_max_replays", "3").await?;
+    set_live(&api, "dlq_replay_interval", "1s").await?;
     wait_until("a first round", Duration::from_secs(15), || async {
         (s.sink.unique() > 0).then_some(())
     })
@@ -568,6 +574,28 @@ async fn dlq_replay_settings_apply_live() -> anyhow::Result<()> {
         (s.sink.unique() == 20).then_some(())
     })
     .await?;
+
+    // dlq_max_replays 0: every letter is parked at the next round, none replayed.
+    set_live(&api, "dlq_replay_interval", "0s").await?;
+    s.sink.set_behaviour(Behaviour::Fail(503, None));
+    let more: Vec<Value> = mutt_devkit::load::build_events(30).split_off(20);
+    s.send(&all.ingest_url, &more).await?;
+    dead_letters(&s.env, 10).await?;
+    s.sink.set_behaviour(Behaviour::Accept);
+    set_live(&api, "dlq_max_replays", "0").await?;
+    set_live(&api, "dlq_replay_interval", "1s").await?;
+    wait_until("ten parked", Duration::from_secs(20), || async {
+        (read_stream(&s.env, "dlq:forwarder:parked")
+            .await
+            .ok()?
+            .len()
+            == 10)
+            .then_some(())
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(s.sink.unique(), 20, "parked letters are not replayed");
+    assert!(read_stream(&s.env, "dlq:forwarder").await?.is_empty());
     drop(all);
     s.finish().await
 }
@@ -693,7 +721,8 @@ async fn retention_settings_apply_live() -> anyhow::Result<()> {
     // 400 days of config audit: the 380-day row stays (365 would delete it).
     assert_eq!(seeded_config_audit(&env).await?, ["380d", "10d"]);
     // Parked letters past 10 days go (30 would keep the 20-day one).
-    assert_eq!(letters(&env).await?, ["fresh-40d", "parked-5d"]);
+    assert_eq!(letters(&env, "dlq:forwarder:parked").await?, ["parked-5d"]);
+    assert_eq!(letters(&env, "dlq:forwarder").await?, ["fresh-40d"]);
     // Five months ahead (three by default).
     let five = now.date().replace_day(1).unwrap() + days(5 * 31);
     let name = format!(

@@ -12,6 +12,7 @@ mod idempotency;
 mod live;
 mod overload;
 mod pipeline;
+mod remediation;
 mod replay;
 mod retention;
 mod secrets;

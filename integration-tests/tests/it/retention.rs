@@ -19,7 +19,7 @@ pub(crate) struct Seeded {
 
 /// 15 months of event audit (most of it in the DEFAULT partition, as after months without
 /// `mutt migrate`), config audit rows 10, 380 and 420 days old, and forwarder dead letters:
-/// parked 40, 20 and 5 days ago, and one never replayed, 40 days old.
+/// parked 40, 20 and 5 days ago, and one in the DLQ, never replayed, 40 days old.
 pub(crate) async fn seed(env: &TestEnv) -> anyhow::Result<Seeded> {
     let mut db = env.db().await?;
     let audit_rows: i64 = sqlx::query_scalar(
@@ -43,36 +43,34 @@ pub(crate) async fn seed(env: &TestEnv) -> anyhow::Result<Seeded> {
         .await?;
     }
     let mut r = env.redis().await?;
-    let dlq = format!("{}:dlq:forwarder", env.prefix);
     let now = mutt_core::now_ms();
-    // Oldest first: a stream's ids only grow.
-    for (seq, (age_days, replays, name)) in [
-        (40, 3, "parked-40d"),
-        (40, 0, "fresh-40d"),
-        (20, 3, "parked-20d"),
-        (5, 3, "parked-5d"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    // Parked letters carry the time they were parked in their ids; oldest first, as a
+    // stream's ids only grow.
+    for (stream, age_days, name) in [
+        ("dlq:forwarder", 40, "fresh-40d"),
+        ("dlq:forwarder:parked", 40, "parked-40d"),
+        ("dlq:forwarder:parked", 20, "parked-20d"),
+        ("dlq:forwarder:parked", 5, "parked-5d"),
+    ] {
         let _: String = redis::cmd("XADD")
-            .arg(&dlq)
-            .arg(format!("{}-{seq}", now - age_days * DAY_MS))
+            .arg(format!("{}:{stream}", env.prefix))
+            .arg(format!("{}-0", now - age_days * DAY_MS))
             .arg("payload")
             .arg(name)
             .arg("source_stream")
             .arg(format!("{}:alerts", env.prefix))
             .arg("replays")
-            .arg(replays)
+            .arg(if name.starts_with("parked") { 3 } else { 0 })
             .query_async(&mut r)
             .await?;
     }
     Ok(Seeded { audit_rows })
 }
 
-/// The payloads of the forwarder DLQ, oldest first.
-pub(crate) async fn letters(env: &TestEnv) -> anyhow::Result<Vec<String>> {
-    Ok(read_stream(env, "dlq:forwarder")
+/// The payloads of the forwarder DLQ (`dlq:forwarder`) or its parked letters
+/// (`dlq:forwarder:parked`), oldest first.
+pub(crate) async fn letters(env: &TestEnv, stream: &str) -> anyhow::Result<Vec<String>> {
+    Ok(read_stream(env, stream)
         .await?
         .iter()
         .map(|(_, fields)| {
@@ -169,7 +167,7 @@ async fn a_retention_run_archives_whole_months_and_keeps_the_policy_window() -> 
     assert!(report.contains("event_audit_log_"), "{report}");
     assert_eq!(audit_counts(&env).await?, before);
     assert_eq!(partitions(&env, "event_audit_log").await?, parts_before);
-    assert_eq!(letters(&env).await?.len(), 4);
+    assert_eq!(letters(&env, "dlq:forwarder:parked").await?.len(), 3);
     assert_eq!(seeded_config_audit(&env).await?.len(), 3);
     assert_eq!(env.count("SELECT count(*) FROM retention_runs").await?, 0);
 
@@ -228,11 +226,12 @@ async fn a_retention_run_archives_whole_months_and_keeps_the_policy_window() -> 
             .await?
             >= 1
     );
-    // Only the parked letter past 30 days left its DLQ.
+    // Only the letter parked more than 30 days ago is gone; the DLQ is untouched.
     assert_eq!(
-        letters(&env).await?,
-        ["fresh-40d", "parked-20d", "parked-5d"]
+        letters(&env, "dlq:forwarder:parked").await?,
+        ["parked-20d", "parked-5d"]
     );
+    assert_eq!(letters(&env, "dlq:forwarder").await?, ["fresh-40d"]);
     assert!(env.count("SELECT count(*) FROM retention_runs").await? >= 1);
 
     // Every archived month was exported, and the manifest checks.
@@ -314,9 +313,10 @@ async fn retention_over_an_aof_redis_keeps_every_unacknowledged_entry() -> anyho
     redis.restart().await?;
     assert_eq!(read_stream(&env, "events").await?.len(), 50);
     assert_eq!(env.pending("events", "alerter").await?, 25);
+    assert_eq!(letters(&env, "dlq:forwarder").await?, ["fresh-40d"]);
     assert_eq!(
-        letters(&env).await?,
-        ["fresh-40d", "parked-20d", "parked-5d"]
+        letters(&env, "dlq:forwarder:parked").await?,
+        ["parked-20d", "parked-5d"]
     );
     env.cleanup().await
 }

@@ -103,7 +103,9 @@ impl Alerter {
                         .await
                     {
                         Ok(n) => metrics().audit_rows.inc_by(n),
-                        Err(e) if e.is_row_refusal() => refused.push((*idx, e.to_string())),
+                        Err(e) if e.is_row_refusal() => {
+                            refused.push((*idx, format!("audit row refused: {e}")))
+                        }
                         Err(e) => {
                             outage = Some(e);
                             break;

@@ -33,6 +33,33 @@ pub const REPLAYS: &str = "replays";
 /// The `traceparent` of the replay that put an entry back (its spans link to it).
 pub const REPLAYED_BY: &str = "replayed_by";
 
+/// Where a dead letter is: in its DLQ, where automatic replay looks, or parked beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shelf {
+    /// `{p}:dlq:<group>`.
+    Active,
+    /// `{p}:dlq:<group>:parked`.
+    Parked,
+}
+
+/// Why a letter was parked (a field of parked letters).
+pub const PARKED_REASON: &str = "parked_reason";
+/// When it was parked, ms.
+pub const PARKED_AT_MS: &str = "parked_at_ms";
+
+/// Parks one dead letter: appends its fields (and why) to the parked stream and deletes it
+/// from the DLQ, only if it is still there; a failed append leaves it where it was.
+static PARK: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+",
+    )
+});
+
 /// Why and how an entry is dead-lettered.
 #[derive(Debug, Clone)]
 pub struct DeadLetter<'a> {
@@ -311,16 +338,26 @@ impl Bus {
         Ok(out)
     }
 
-    /// Up to `count` dead letters of `group` after `after` (exclusive; `None` from the start).
+    /// The stream of `group`'s letters on `shelf`.
+    pub fn shelf(&self, group: &str, shelf: Shelf) -> String {
+        match shelf {
+            Shelf::Active => self.names().dlq(group),
+            Shelf::Parked => self.names().dlq_parked(group),
+        }
+    }
+
+    /// Up to `count` dead letters of `group` on `shelf` after `after` (exclusive; `None`
+    /// from the start).
     pub async fn dlq_entries(
         &self,
         group: &str,
+        shelf: Shelf,
         after: Option<&str>,
         count: usize,
     ) -> Result<Vec<StreamEntry>, BusError> {
         let start = after.map_or_else(|| "-".to_string(), |a| format!("({a}"));
         let v: redis::Value = redis::cmd("XRANGE")
-            .arg(self.names().dlq(group))
+            .arg(self.shelf(group, shelf))
             .arg(start)
             .arg("+")
             .arg("COUNT")
@@ -339,10 +376,11 @@ impl Bus {
     pub async fn dlq_replay(
         &self,
         group: &str,
+        shelf: Shelf,
         letters: &[StreamEntry],
         replayed_by: Option<&str>,
     ) -> Result<Vec<String>, BusError> {
-        let dlq = self.names().dlq(group);
+        let dlq = self.shelf(group, shelf);
         let mut done = Vec::new();
         for l in letters {
             let Some(source) = l.text(SOURCE_STREAM) else {
@@ -375,15 +413,61 @@ impl Bus {
         Ok(done)
     }
 
-    /// Deletes dead letters; returns how many existed.
-    pub async fn dlq_purge(&self, group: &str, ids: &[String]) -> Result<u64, BusError> {
+    /// Deletes dead letters from `shelf`; returns how many existed.
+    pub async fn dlq_purge(
+        &self,
+        group: &str,
+        shelf: Shelf,
+        ids: &[String],
+    ) -> Result<u64, BusError> {
         if ids.is_empty() {
             return Ok(0);
         }
         Ok(redis::cmd("XDEL")
-            .arg(self.names().dlq(group))
+            .arg(self.shelf(group, shelf))
             .arg(ids)
             .query_async(&mut self.conn())
             .await?)
+    }
+
+    /// Parks dead letters of `group`, each with why: they leave the DLQ for the parked
+    /// stream (fields kept, provenance included). Returns the ids parked.
+    pub async fn dlq_park(
+        &self,
+        group: &str,
+        letters: &[(&StreamEntry, &str)],
+        now_ms: i64,
+    ) -> Result<Vec<String>, BusError> {
+        let (dlq, parked) = (self.names().dlq(group), self.names().dlq_parked(group));
+        let mut done = Vec::new();
+        for (l, why) in letters {
+            let mut inv = PARK.prepare_invoke();
+            inv.key(&dlq).key(&parked).arg(&l.id);
+            for (k, v) in l
+                .fields
+                .iter()
+                .filter(|(k, _)| k != PARKED_REASON && k != PARKED_AT_MS)
+            {
+                inv.arg(k).arg(v.as_slice());
+            }
+            inv.arg(PARKED_REASON)
+                .arg(truncate(why, MAX_ERROR_BYTES))
+                .arg(PARKED_AT_MS)
+                .arg(now_ms);
+            let moved: i64 = inv.invoke_async(&mut self.conn()).await?;
+            if moved == 1 {
+                done.push(l.id.clone());
+            }
+        }
+        Ok(done)
+    }
+
+    /// Letters parked in each of `groups`.
+    pub async fn parked_depths(&self, groups: &[&str]) -> Result<Vec<(String, u64)>, BusError> {
+        let mut out = Vec::new();
+        for g in groups {
+            out.push((g.to_string(), self.len(&self.names().dlq_parked(g)).await?));
+        }
+        Ok(out)
     }
 }

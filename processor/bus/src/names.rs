@@ -41,6 +41,12 @@ impl Names {
         format!("{}:dlq:{group}", self.prefix)
     }
 
+    /// `{p}:dlq:<group>:parked`: dead letters that only an operator replays (replayed too
+    /// often, or refused for good), kept apart so that automatic rounds never rescan them.
+    pub fn dlq_parked(&self, group: &str) -> String {
+        format!("{}:dlq:{group}:parked", self.prefix)
+    }
+
     /// `{p}:failures:<group>`: the last error of the group's entries that failed, until
     /// they are acknowledged or dead-lettered.
     pub fn failures(&self, group: &str) -> String {

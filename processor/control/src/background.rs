@@ -49,6 +49,7 @@ impl Background {
             run_by: format!("control {}", self.consumer),
         };
         let mut retry_at: Option<tokio::time::Instant> = None;
+        let mut told = false;
         loop {
             let hot = s.hot.borrow().clone();
             let due = match s.store.retention_runs(1).await {
@@ -66,7 +67,25 @@ impl Background {
                 }
             };
             let waiting = retry_at.is_some_and(|t| tokio::time::Instant::now() < t);
-            if hot.retention_enabled && due && !waiting {
+            let allowed = hot.retention_enabled
+                && due
+                && !waiting
+                && {
+                    // A deployment may leave retention to a CronJob with its own database user:
+                    // then this one lacks the privilege, and the schedule says so once.
+                    let may = s.store.may_run_retention().await.unwrap_or(false);
+                    if !may && !told {
+                        tracing::info!(
+                            "retention is not run here: this database user is not a member of mutt_retention (a `mutt retention` CronJob runs it)"
+                        );
+                        told = true;
+                    }
+                    if !may {
+                        retry_at = Some(tokio::time::Instant::now() + hot.retention_interval);
+                    }
+                    may
+                };
+            if allowed {
                 match r
                     .run_once(&Policy::from_hot(&hot), &Options::default())
                     .await
@@ -105,6 +124,7 @@ impl Background {
         let s = &self.state;
         let mut last_keys = tokio::time::Instant::now() - KEYS_EVERY;
         let mut last_replay = tokio::time::Instant::now();
+        let mut pace = Pace::default();
         loop {
             settings::republish(s).await;
             if last_keys.elapsed() >= KEYS_EVERY {
@@ -127,11 +147,20 @@ impl Background {
                     metrics().observe_dlq(&i.group, i.depth, i.oldest_age_secs(now));
                 }
             }
+            if let Ok(parked) = s.bus.parked_depths(GROUPS).await {
+                for (g, n) in parked {
+                    metrics()
+                        .dlq_parked
+                        .with_label_values(&[&g])
+                        .set(i64::try_from(n).unwrap_or(i64::MAX));
+                }
+            }
             if !hot.dlq_replay_interval.is_zero()
                 && last_replay.elapsed() >= hot.dlq_replay_interval
             {
                 last_replay = tokio::time::Instant::now();
                 self.remediate(
+                    &mut pace,
                     hot.dlq_replay_batch as usize,
                     hot.dlq_max_replays,
                     hot.dlq_replay_interval,
@@ -145,8 +174,10 @@ impl Background {
         }
     }
 
-    /// One round of automatic replay, by one control replica at a time.
-    async fn remediate(&self, batch: usize, max_replays: u64, interval: Duration) {
+    /// One round of automatic replay per DLQ, by one control replica at a time (a lease
+    /// as long as the interval). Each DLQ has its health gate, and backs off while what it
+    /// replays comes back.
+    async fn remediate(&self, pace: &mut Pace, batch: usize, max_replays: u64, interval: Duration) {
         let s = &self.state;
         match s
             .bus
@@ -156,32 +187,114 @@ impl Background {
             Ok(true) => {}
             _ => return,
         }
+        let m = metrics();
+        m.remediation_last_round
+            .set(time::OffsetDateTime::now_utc().unix_timestamp());
         for g in [ALERTER_GROUP, FORWARDER_GROUP] {
-            // Alerts go back only when the webhook's circuit is closed: replaying into an
-            // outage would only send them back here.
-            if g == FORWARDER_GROUP {
-                match s.bus.circuit_state(WEBHOOK).await {
-                    Ok(CircuitState::Closed) => {}
-                    Ok(state) => {
+            if pace.waiting(g) {
+                m.remediation_rounds
+                    .with_label_values(&[g, "backoff"])
+                    .inc();
+                continue;
+            }
+            let budget = match self.gate(g).await {
+                Gate::Healthy => batch,
+                Gate::Probe => 1,
+                Gate::Shut(why) => {
+                    tracing::info!(group = g, why, "dead letters wait");
+                    m.remediation_rounds.with_label_values(&[g, "gated"]).inc();
+                    continue;
+                }
+            };
+            match auto_replay(s, g, budget, max_replays).await {
+                Ok(round) => {
+                    pace.after(g, &round, interval);
+                    let outcome = if round.replayed > 0 {
+                        "replayed"
+                    } else {
+                        "idle"
+                    };
+                    m.remediation_rounds.with_label_values(&[g, outcome]).inc();
+                    m.remediation_replayed
+                        .with_label_values(&[g])
+                        .inc_by(round.replayed as u64);
+                    if round.replayed + round.parked > 0 {
                         tracing::info!(
-                            state = state.as_str(),
-                            "webhook circuit not closed; dead letters wait"
+                            group = g,
+                            replayed = round.replayed,
+                            parked = round.parked,
+                            returned = round.returned,
+                            probe = budget == 1,
+                            "automatic dead-letter replay"
                         );
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "circuit state unknown; dead letters wait");
-                        continue;
                     }
                 }
-            }
-            match auto_replay(s, g, batch, max_replays).await {
-                Ok((0, 0)) => {}
-                Ok((replayed, parked)) => {
-                    tracing::info!(group = g, replayed, parked, "automatic dead-letter replay")
+                Err(e) => {
+                    m.remediation_rounds.with_label_values(&[g, "failed"]).inc();
+                    tracing::warn!(error = %e, group = g, "automatic replay failed");
                 }
-                Err(e) => tracing::warn!(error = %e, group = g, "automatic replay failed"),
             }
+        }
+    }
+
+    /// Whether the downstream of `g`'s letters can take them now.
+    async fn gate(&self, g: &str) -> Gate {
+        let s = &self.state;
+        if g == FORWARDER_GROUP {
+            // A closed circuit means the webhook answers. An open one after an outage
+            // stays open in a quiet system until a request probes it: one replayed alert
+            // (a real one) is that probe, and its success closes the circuit for the rest.
+            return match s.bus.circuit_state(WEBHOOK).await {
+                Ok(CircuitState::Closed) => Gate::Healthy,
+                Ok(_) => Gate::Probe,
+                Err(_) => Gate::Shut("the circuit's state is unknown"),
+            };
+        }
+        // Alerter letters need PostgreSQL to take their audit rows.
+        match s.store.accepts_writes().await {
+            Ok(true) => Gate::Healthy,
+            _ => Gate::Shut("PostgreSQL does not accept writes"),
+        }
+    }
+}
+
+/// What a DLQ's downstream allows this round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// Replay up to the batch.
+    Healthy,
+    /// Replay one letter, as the probe of an open circuit.
+    Probe,
+    /// Replay nothing.
+    Shut(&'static str),
+}
+
+/// Rounds per DLQ back off exponentially (up to 64 intervals) while the letters they
+/// replay come back, and return to every interval once a round sees none come back.
+#[derive(Debug, Default)]
+struct Pace {
+    /// (doublings, not before) per DLQ.
+    groups: std::collections::HashMap<String, (u32, tokio::time::Instant)>,
+}
+
+impl Pace {
+    fn waiting(&self, g: &str) -> bool {
+        self.groups
+            .get(g)
+            .is_some_and(|(_, at)| tokio::time::Instant::now() < *at)
+    }
+
+    fn after(&mut self, g: &str, round: &super::service::dlq::Round, interval: Duration) {
+        let entry = self
+            .groups
+            .entry(g.to_string())
+            .or_insert((0, tokio::time::Instant::now()));
+        if round.returned > 0 {
+            entry.0 = (entry.0 + 1).min(6);
+            // The next regular round comes one interval from now; the backoff adds to it.
+            entry.1 = tokio::time::Instant::now() + interval * ((1 << entry.0) - 1);
+        } else {
+            *entry = (0, tokio::time::Instant::now());
         }
     }
 }

@@ -14,7 +14,8 @@ mod export;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mutt_bus::{Bus, dlq};
+use mutt_bus::Bus;
+use mutt_bus::dlq::Shelf;
 use mutt_core::hot::HotConfig;
 use mutt_store::retention::{Partition, Partitioned};
 use mutt_store::{Store, StoreError};
@@ -41,8 +42,6 @@ pub struct Policy {
     pub parked_letter_days: u64,
     /// Monthly partitions kept ready beyond the current month.
     pub partitions_ahead: u64,
-    /// Replays after which a dead letter is parked (`dlq_max_replays`).
-    pub max_replays: u64,
 }
 
 impl Policy {
@@ -54,7 +53,6 @@ impl Policy {
             config_audit_days: h.retention_config_audit_days,
             parked_letter_days: h.retention_parked_letter_days,
             partitions_ahead: h.retention_partitions_ahead,
-            max_replays: h.dlq_max_replays,
         }
     }
 }
@@ -266,9 +264,7 @@ impl Retention {
 
         let cutoff_ms = (started - DAY * days(policy.parked_letter_days)).unix_timestamp() * 1000;
         for g in GROUPS {
-            let n = self
-                .remove_parked(g, policy.max_replays, cutoff_ms, dry, export)
-                .await?;
+            let n = self.remove_parked(g, cutoff_ms, dry, export).await?;
             if !dry {
                 m.retention_dead_letters_deleted
                     .with_label_values(&[g])
@@ -300,12 +296,11 @@ impl Retention {
         Ok(f.finish(dir)?)
     }
 
-    /// Removes `group`'s parked letters (replayed `max_replays` times) older than
-    /// `cutoff_ms`, exported first when asked; returns how many (would be) removed.
+    /// Removes `group`'s parked letters parked before `cutoff_ms`, exported first when
+    /// asked; returns how many (would be) removed.
     async fn remove_parked(
         &self,
         group: &str,
-        max_replays: u64,
         cutoff_ms: i64,
         dry: bool,
         export: Option<&std::path::Path>,
@@ -313,11 +308,14 @@ impl Retention {
         let mut doomed = Vec::new();
         let mut after: Option<String> = None;
         'pages: loop {
-            let page = self.bus.dlq_entries(group, after.as_deref(), 500).await?;
+            let page = self
+                .bus
+                .dlq_entries(group, Shelf::Parked, after.as_deref(), 500)
+                .await?;
             let n = page.len();
             after = page.last().map(|e| e.id.clone());
             for e in page {
-                // Stream ids start with the millisecond the letter was (re)written.
+                // A parked letter's id starts with the millisecond it was parked.
                 let ms: i64 =
                     e.id.split('-')
                         .next()
@@ -326,9 +324,7 @@ impl Retention {
                 if ms >= cutoff_ms {
                     break 'pages;
                 }
-                if dlq::replays(&e) >= max_replays {
-                    doomed.push(e);
-                }
+                doomed.push(e);
             }
             if n < 500 {
                 break;
@@ -339,7 +335,7 @@ impl Retention {
         }
         if let Some(dir) = export {
             let stamp = OffsetDateTime::now_utc().unix_timestamp();
-            let mut f = ExportFile::create(dir, &format!("dlq_{group}_{stamp}.ndjson.gz"))?;
+            let mut f = ExportFile::create(dir, &format!("dlq_{group}_parked_{stamp}.ndjson.gz"))?;
             for e in &doomed {
                 serde_json::to_writer(&mut *f.writer(), &letter_json(e))
                     .map_err(std::io::Error::from)?;
@@ -348,7 +344,7 @@ impl Retention {
             f.finish(dir)?;
         }
         let ids: Vec<String> = doomed.into_iter().map(|e| e.id).collect();
-        Ok(self.bus.dlq_purge(group, &ids).await?)
+        Ok(self.bus.dlq_purge(group, Shelf::Parked, &ids).await?)
     }
 }
 

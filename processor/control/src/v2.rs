@@ -19,6 +19,7 @@ use super::service::dlq::{self, Selection};
 use super::service::rules::{self, RuleBody, rule_id};
 use super::service::{hosts, keys, retention, secrets, settings, slo, teams};
 use super::versions;
+use mutt_bus::dlq::Shelf;
 use mutt_worker::http::ApiError;
 
 /// The OpenAPI document of this API, served at `/api/v2/openapi.yaml`.
@@ -282,6 +283,9 @@ async fn list_dlqs(State(s): S) -> Answer {
 struct EntriesQuery {
     after: Option<String>,
     limit: Option<u32>,
+    /// The parked letters instead of the DLQ.
+    #[serde(default)]
+    parked: bool,
 }
 
 async fn dlq_entries(
@@ -290,7 +294,12 @@ async fn dlq_entries(
     Params(q): Params<EntriesQuery>,
 ) -> Answer {
     let g = dlq::group(&name)?;
-    let (entries, next) = dlq::page(&s, g, q.after.as_deref(), q.limit).await?;
+    let shelf = if q.parked {
+        Shelf::Parked
+    } else {
+        Shelf::Active
+    };
+    let (entries, next) = dlq::page(&s, g, shelf, q.after.as_deref(), q.limit).await?;
     ok(json!({"entries": entries, "next": next}))
 }
 

@@ -319,7 +319,7 @@ hot_settings! {
     retention_archive_days: u64 = "2557", Kind::Count { min: 365, max: 36_500 }, CONTROL;
     /// Days of config audit kept; older rows are deleted.
     retention_config_audit_days: u64 = "365", Kind::Count { min: 365, max: 36_500 }, CONTROL;
-    /// Days a parked dead letter is kept before it is removed from its DLQ.
+    /// Days a dead letter stays parked before it is removed.
     retention_parked_letter_days: u64 = "30", Kind::Count { min: 7, max: 36_500 }, CONTROL;
     /// Monthly event-audit partitions kept ready beyond the current month.
     retention_partitions_ahead: u64 = "3", Kind::Count { min: 1, max: 24 }, CONTROL;

@@ -265,6 +265,16 @@ impl Store {
         .await?)
     }
 
+    /// Whether the server takes writes now: not a standby, not read-only (after a
+    /// failover, or `default_transaction_read_only`).
+    pub async fn accepts_writes(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'",
+        )
+        .fetch_one(&self.pool())
+        .await?)
+    }
+
     /// Round trip to the server (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool()).await?;

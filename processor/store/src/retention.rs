@@ -103,6 +103,16 @@ impl Store {
         }
     }
 
+    /// Whether this database user may run retention (a member of `mutt_retention`, or the
+    /// owner): the privilege of its archiving step, checked rather than assumed.
+    pub async fn may_run_retention(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT has_function_privilege('mutt_archive_event_audit_partition(text)', 'EXECUTE')",
+        )
+        .fetch_one(&self.pool())
+        .await?)
+    }
+
     /// The monthly partitions of `table`, oldest first (the DEFAULT partition excluded).
     pub async fn partitions(&self, table: Partitioned) -> Result<Vec<Partition>, StoreError> {
         Ok(

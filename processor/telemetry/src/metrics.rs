@@ -104,6 +104,16 @@ pub struct Metrics {
     /// Webhook requests retried with the other token after a 401/403 during a rotation,
     /// by result (accepted|refused).
     pub webhook_token_fallbacks: IntCounterVec,
+    /// Dead letters parked beside each DLQ (replayed only by an operator).
+    pub dlq_parked: IntGaugeVec,
+    /// Automatic remediation rounds by DLQ and outcome (replayed|idle|gated|backoff|failed).
+    pub remediation_rounds: IntCounterVec,
+    /// Dead letters replayed by the remediation loop, by DLQ.
+    pub remediation_replayed: IntCounterVec,
+    /// Dead letters parked by the remediation loop, by DLQ.
+    pub remediation_parked: IntCounterVec,
+    /// Unix time of the last remediation round that ran (on this replica).
+    pub remediation_last_round: IntGauge,
     /// Retention runs by outcome (done|dry_run|skipped|failed).
     pub retention_runs: IntCounterVec,
     /// Event-audit rows moved to the archive (whole months).
@@ -339,6 +349,35 @@ impl Metrics {
                 &r,
                 "mutt_config_version_applied",
                 "Version of the hot-setting snapshot this process applied (0: start values).",
+            ),
+            dlq_parked: gauge_vec(
+                &r,
+                "mutt_dlq_parked",
+                "Dead letters parked beside each DLQ, replayed only by an operator.",
+                &["dlq"],
+            ),
+            remediation_rounds: counter_vec(
+                &r,
+                "mutt_remediation_rounds_total",
+                "Automatic remediation rounds by DLQ and outcome.",
+                &["dlq", "outcome"],
+            ),
+            remediation_replayed: counter_vec(
+                &r,
+                "mutt_remediation_replayed_total",
+                "Dead letters replayed by the remediation loop.",
+                &["dlq"],
+            ),
+            remediation_parked: counter_vec(
+                &r,
+                "mutt_remediation_parked_total",
+                "Dead letters parked by the remediation loop.",
+                &["dlq"],
+            ),
+            remediation_last_round: gauge(
+                &r,
+                "mutt_remediation_last_round_timestamp",
+                "Unix time of the last remediation round that ran on this replica.",
             ),
             retention_runs: counter_vec(
                 &r,

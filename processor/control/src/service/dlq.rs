@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use mutt_bus::StreamEntry;
-use mutt_bus::dlq;
+use mutt_bus::dlq::{self, Shelf};
 use mutt_bus::names::{ALERTER_GROUP, FORWARDER_GROUP};
 use mutt_core::codec;
 use mutt_core::event::Limits;
@@ -48,14 +48,20 @@ pub fn check_id(id: &str) -> Result<(), Refused> {
 /// Every DLQ with its depth and oldest entry.
 pub async fn list(s: &ControlState) -> Result<Vec<Value>, Refused> {
     let now = mutt_core::now_ms();
+    let parked = s.bus.parked_depths(GROUPS).await?;
     Ok(s.bus
         .dlq_info(GROUPS)
         .await?
         .iter()
         .map(|i| {
+            let parked = parked
+                .iter()
+                .find(|(g, _)| *g == i.group)
+                .map_or(0, |(_, n)| *n);
             json!({
                 "name": i.group, "stream": i.stream, "depth": i.depth,
                 "oldest_id": i.oldest_id, "oldest_age_seconds": i.oldest_age_secs(now),
+                "parked": parked,
             })
         })
         .collect())
@@ -98,6 +104,8 @@ fn letter_json(group: &str, e: &StreamEntry) -> Value {
         "first_failure_ms": num(dlq::FIRST_FAILURE_MS),
         "last_failure_ms": num(dlq::LAST_FAILURE_MS),
         "replays": dlq::replays(e),
+        "parked_reason": text(dlq::PARKED_REASON),
+        "parked_at_ms": num(dlq::PARKED_AT_MS),
         "traceparent": e.trace().traceparent,
         "payload": payload,
         "payload_error": error,
@@ -109,6 +117,7 @@ fn letter_json(group: &str, e: &StreamEntry) -> Value {
 pub async fn page(
     s: &ControlState,
     g: &str,
+    shelf: Shelf,
     after: Option<&str>,
     limit: Option<u32>,
 ) -> Result<(Vec<Value>, Option<String>), Refused> {
@@ -123,7 +132,7 @@ pub async fn page(
     if limit == 0 || limit > 200 {
         return Err(Refused::query("limit: from 1 to 200"));
     }
-    let list = s.bus.dlq_entries(g, after, limit as usize).await?;
+    let list = s.bus.dlq_entries(g, shelf, after, limit as usize).await?;
     let next = (list.len() == limit as usize)
         .then(|| list.last().map(|e| e.id.clone()))
         .flatten();
@@ -143,8 +152,21 @@ pub struct Selection {
     error_contains: Option<String>,
     /// Only those that came from this source entry.
     source_id: Option<String>,
+    /// From the parked letters instead of the DLQ.
+    #[serde(default)]
+    parked: bool,
     /// Why (required).
     pub reason: Option<String>,
+}
+
+impl Selection {
+    fn shelf(&self) -> Shelf {
+        if self.parked {
+            Shelf::Parked
+        } else {
+            Shelf::Active
+        }
+    }
 }
 
 async fn select(s: &ControlState, g: &str, sel: &Selection) -> Result<Vec<StreamEntry>, Refused> {
@@ -172,14 +194,17 @@ async fn select(s: &ControlState, g: &str, sel: &Selection) -> Result<Vec<Stream
         }
         let found = s
             .bus
-            .entries_by_id(&s.bus.names().dlq(g), ids.iter())
+            .entries_by_id(&s.bus.shelf(g, sel.shelf()), ids.iter())
             .await?;
         return Ok(found.into_iter().filter(|e| keep(e)).collect());
     }
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = s.bus.dlq_entries(g, after.as_deref(), 1000).await?;
+        let page = s
+            .bus
+            .dlq_entries(g, sel.shelf(), after.as_deref(), 1000)
+            .await?;
         let n = page.len();
         after = page.last().map(|e| e.id.clone());
         out.extend(page.into_iter().filter(|e| keep(e)));
@@ -195,7 +220,7 @@ fn summary(ids: &[String], sel: &Selection) -> Value {
     json!({
         "count": ids.len(),
         "ids": ids.iter().take(100).collect::<Vec<_>>(),
-        "filter": {"all": sel.all, "error_contains": sel.error_contains, "source_id": sel.source_id, "ids_given": sel.ids.as_ref().map(Vec::len)},
+        "filter": {"all": sel.all, "error_contains": sel.error_contains, "source_id": sel.source_id, "ids_given": sel.ids.as_ref().map(Vec::len), "parked": sel.parked},
     })
 }
 
@@ -232,7 +257,10 @@ pub async fn replay(
     // Audited before it happens: a replay that cannot be audited does not happen.
     audit(s, &actor, g, "REPLAY", None, Some(summary(&selected, sel))).await?;
     let (span, by) = replay_span(g, &letters);
-    let replayed = s.bus.dlq_replay(g, &letters, by.as_deref()).await?;
+    let replayed = s
+        .bus
+        .dlq_replay(g, sel.shelf(), &letters, by.as_deref())
+        .await?;
     drop(span);
     mutt_telemetry::metrics()
         .dlq_replayed
@@ -252,23 +280,29 @@ pub async fn purge(
     let ids: Vec<String> = letters.iter().map(|e| e.id.clone()).collect();
     // Audited first: a purge that cannot be audited does not happen.
     audit(s, &actor, g, "PURGE", Some(summary(&ids, sel)), None).await?;
-    Ok(s.bus.dlq_purge(g, &ids).await?)
+    Ok(s.bus.dlq_purge(g, sel.shelf(), &ids).await?)
 }
 
-/// Purges one dead letter.
+/// Purges one dead letter, in the DLQ or parked.
 pub async fn purge_one(s: &ControlState, g: &str, id: &str, actor: Actor) -> Result<(), Refused> {
     check_id(id)?;
-    let not_found = || Refused::NotFound(format!("no dead letter {id} in {g}"));
     let id = id.to_string();
-    if s.bus
-        .entries_by_id(&s.bus.names().dlq(g), std::iter::once(&id))
-        .await?
-        .is_empty()
-    {
-        return Err(not_found());
+    let mut found = None;
+    for shelf in [Shelf::Active, Shelf::Parked] {
+        if !s
+            .bus
+            .entries_by_id(&s.bus.shelf(g, shelf), std::iter::once(&id))
+            .await?
+            .is_empty()
+        {
+            found = Some(shelf);
+            break;
+        }
     }
+    let not_found = || Refused::NotFound(format!("no dead letter {id} in {g}"));
+    let shelf = found.ok_or_else(not_found)?;
     audit(s, &actor, g, "PURGE", Some(json!({"ids": [id]})), None).await?;
-    if s.bus.dlq_purge(g, std::slice::from_ref(&id)).await? == 0 {
+    if s.bus.dlq_purge(g, shelf, std::slice::from_ref(&id)).await? == 0 {
         return Err(not_found());
     }
     Ok(())
@@ -297,25 +331,72 @@ fn replay_span(group: &str, letters: &[StreamEntry]) -> (tracing::Span, Option<S
     (span, by)
 }
 
-/// Replays, on its own, what can be replayed: the oldest dead letters replayed fewer than
-/// `max_replays` times, at most `batch` per call. Returns (replayed, parked).
+/// What one automatic round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    /// Letters sent back to their source.
+    pub replayed: usize,
+    /// Letters parked (replayed too often, or failed for good).
+    pub parked: usize,
+    /// Of the replayed, those that had been replayed before: they came back.
+    pub returned: usize,
+}
+
+/// Why a letter can never succeed as it is, so that replaying it would only bring it back:
+/// its payload does not decode, the webhook refused its content (a 4xx other than 401/403,
+/// which are held as an outage and never reach the DLQ), or the database refused its
+/// audit row for its data. None for a letter that failed for a passing reason.
+pub fn permanent(g: &str, e: &StreamEntry) -> Option<String> {
+    let limits = Limits::default();
+    let Some(p) = e.payload() else {
+        return Some("no payload".into());
+    };
+    let undecodable = if g == ALERTER_GROUP {
+        codec::decode_event(p, &limits).err().map(|e| e.to_string())
+    } else {
+        codec::decode_alert(p, &limits).err().map(|e| e.to_string())
+    };
+    if let Some(err) = undecodable {
+        return Some(format!("undecodable: {err}"));
+    }
+    let err = e.text(dlq::LAST_ERROR).unwrap_or_default();
+    if g == FORWARDER_GROUP && err.starts_with("webhook refused with") {
+        return Some("the webhook refused its content".into());
+    }
+    if g == ALERTER_GROUP && err.starts_with("audit row refused") {
+        return Some("the database refused its audit row for its data".into());
+    }
+    None
+}
+
+/// One automatic round on the DLQ of `g`: parks what can no longer be replayed (replayed
+/// `max_replays` times, or failed for good) and replays up to `budget` of the rest, oldest
+/// first. Parked letters leave the DLQ, so a round reads only what may still be replayed.
 pub async fn auto_replay(
     s: &ControlState,
     g: &str,
-    batch: usize,
+    budget: usize,
     max_replays: u64,
-) -> Result<(usize, usize), mutt_bus::BusError> {
+) -> Result<Round, mutt_bus::BusError> {
+    let mut round = Round::default();
     let mut letters = Vec::new();
-    let mut parked = 0;
+    let mut to_park: Vec<(StreamEntry, String)> = Vec::new();
     let mut after: Option<String> = None;
-    while letters.len() < batch {
-        let page = s.bus.dlq_entries(g, after.as_deref(), 500).await?;
+    while letters.len() < budget {
+        let page = s
+            .bus
+            .dlq_entries(g, Shelf::Active, after.as_deref(), 500)
+            .await?;
         let n = page.len();
         after = page.last().map(|e| e.id.clone());
         for e in page {
-            if dlq::replays(&e) >= max_replays {
-                parked += 1;
-            } else if letters.len() < batch {
+            let replays = dlq::replays(&e);
+            if replays >= max_replays {
+                to_park.push((e, format!("replayed {replays} times")));
+            } else if let Some(why) = permanent(g, &e) {
+                to_park.push((e, why));
+            } else if letters.len() < budget {
+                round.returned += usize::from(replays > 0);
                 letters.push(e);
             }
         }
@@ -323,26 +404,54 @@ pub async fn auto_replay(
             break;
         }
     }
-    let (span, by) = replay_span(g, &letters);
-    let done = s.bus.dlq_replay(g, &letters, by.as_deref()).await?;
-    drop(span);
-    if !done.is_empty() {
-        let actor = Actor {
-            who: "mutt-remediation".into(),
-            reason: Some("automatic replay: downstream healthy".into()),
-            correlation_id: String::new(),
+    let m = mutt_telemetry::metrics();
+    let actor = Actor {
+        who: "mutt-remediation".into(),
+        reason: Some("automatic replay: downstream healthy".into()),
+        correlation_id: String::new(),
+    };
+    if !to_park.is_empty() {
+        let refs: Vec<(&StreamEntry, &str)> =
+            to_park.iter().map(|(e, why)| (e, why.as_str())).collect();
+        let ids: Vec<String> = to_park.iter().map(|(e, _)| e.id.clone()).collect();
+        let why: Vec<&str> = to_park.iter().take(100).map(|(_, w)| w.as_str()).collect();
+        let parked_audit = json!({"count": ids.len(), "ids": ids.iter().take(100).collect::<Vec<_>>(), "why": why});
+        let park_actor = Actor {
+            reason: Some("automatic: no longer replayable".into()),
+            ..actor.clone()
         };
-        let sel = Selection {
-            all: true,
-            ..Selection::default()
-        };
-        if let Err(e) = audit(s, &actor, g, "REPLAY", None, Some(summary(&done, &sel))).await {
-            tracing::warn!(error = %e, "automatic replay not audited");
+        // Audited first, as every DLQ change: what cannot be audited does not happen.
+        if let Err(e) = audit(s, &park_actor, g, "PARK", None, Some(parked_audit)).await {
+            tracing::warn!(error = %e, "parking not audited; letters stay in the DLQ");
+        } else {
+            let parked = s.bus.dlq_park(g, &refs, mutt_core::now_ms()).await?;
+            round.parked = parked.len();
+            m.remediation_parked
+                .with_label_values(&[g])
+                .inc_by(parked.len() as u64);
         }
-        mutt_telemetry::metrics()
-            .dlq_replayed
-            .with_label_values(&[g, "auto"])
-            .inc_by(done.len() as u64);
     }
-    Ok((done.len(), parked))
+    if letters.is_empty() {
+        return Ok(round);
+    }
+    let sel = Selection {
+        all: true,
+        ..Selection::default()
+    };
+    let ids: Vec<String> = letters.iter().map(|e| e.id.clone()).collect();
+    if let Err(e) = audit(s, &actor, g, "REPLAY", None, Some(summary(&ids, &sel))).await {
+        tracing::warn!(error = %e, "automatic replay not audited; letters wait");
+        return Ok(round);
+    }
+    let (span, by) = replay_span(g, &letters);
+    let done = s
+        .bus
+        .dlq_replay(g, Shelf::Active, &letters, by.as_deref())
+        .await?;
+    drop(span);
+    round.replayed = done.len();
+    m.dlq_replayed
+        .with_label_values(&[g, "auto"])
+        .inc_by(done.len() as u64);
+    Ok(round)
 }
