@@ -178,3 +178,14 @@ pub async fn read_stream(env: &TestEnv, name: &str) -> anyhow::Result<Vec<RawEnt
         .map(|(id, f)| (id, f.into_iter().collect()))
         .collect())
 }
+
+/// Waits (up to 30 s) until the DLQ of `group` holds exactly `n` dead letters.
+pub async fn wait_for_dead_letters(env: &TestEnv, group: &str, n: usize) -> anyhow::Result<()> {
+    let stream = format!("dlq:{group}");
+    crate::wait::wait_until(
+        &format!("{n} dead letters in {stream}"),
+        Duration::from_secs(30),
+        || async { (read_stream(env, &stream).await.ok()?.len() == n).then_some(()) },
+    )
+    .await
+}

@@ -535,15 +535,6 @@ fn api_of(m: &Mutt) -> Api {
 
 /// Automatic dead-letter replay: how often, how many per round, and when a letter is
 /// parked for an operator.
-async fn dead_letters(env: &TestEnv, n: usize) -> anyhow::Result<()> {
-    wait_until(
-        &format!("{n} dead letters"),
-        Duration::from_secs(20),
-        || async { (read_stream(env, "dlq:forwarder").await.ok()?.len() == n).then_some(()) },
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dlq_replay_settings_apply_live() -> anyhow::Result<()> {
     let s = Stack::new(&[forward_everything()]).await?;
@@ -558,7 +549,7 @@ async fn dlq_replay_settings_apply_live() -> anyhow::Result<()> {
     s.sink.set_behaviour(Behaviour::Fail(503, None));
     s.send(&all.ingest_url, &mutt_devkit::load::build_events(20))
         .await?;
-    dead_letters(&s.env, 20).await?;
+    wait_for_dead_letters(&s.env, "forwarder", 20).await?;
     s.sink.set_behaviour(Behaviour::Accept);
 
     // dlq_replay_batch 5 and a round every second: five per round, until all are back.
@@ -580,7 +571,7 @@ async fn dlq_replay_settings_apply_live() -> anyhow::Result<()> {
     s.sink.set_behaviour(Behaviour::Fail(503, None));
     let more: Vec<Value> = mutt_devkit::load::build_events(30).split_off(20);
     s.send(&all.ingest_url, &more).await?;
-    dead_letters(&s.env, 10).await?;
+    wait_for_dead_letters(&s.env, "forwarder", 10).await?;
     s.sink.set_behaviour(Behaviour::Accept);
     set_live(&api, "dlq_max_replays", "0").await?;
     set_live(&api, "dlq_replay_interval", "1s").await?;

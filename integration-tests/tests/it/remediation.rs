@@ -21,15 +21,6 @@ fn cfg(role: &str, sink: &Sink) -> MuttConfig {
         .set("MUTT_DLQ_REPLAY_INTERVAL", "0s")
 }
 
-async fn dead_letters(env: &TestEnv, n: usize) -> anyhow::Result<()> {
-    wait_until(
-        &format!("{n} dead letters"),
-        Duration::from_secs(30),
-        || async { (read_stream(env, "dlq:forwarder").await.ok()?.len() == n).then_some(()) },
-    )
-    .await
-}
-
 async fn send(ingest_url: &str, events: &[Value]) -> anyhow::Result<()> {
     let r = post_events(
         &reqwest::Client::new(),
@@ -69,11 +60,11 @@ async fn a_webhook_outage_drains_by_itself_in_a_quiet_system() -> anyhow::Result
     let api = Api::new(&all.control_url, &MuttConfig::new("all").api_key);
     sink.set_behaviour(Behaviour::Fail(503, None));
     send(&all.ingest_url, &mutt_devkit::load::build_events(20)).await?;
-    dead_letters(&env, 20).await?;
+    wait_for_dead_letters(&env, "forwarder", 20).await?;
     // The circuit opens at the next failure: one more alert.
     set(&api, "breaker_threshold", "2").await?;
     send(&all.ingest_url, &mutt_devkit::load::build_events(21)[20..]).await?;
-    dead_letters(&env, 21).await?;
+    wait_for_dead_letters(&env, "forwarder", 21).await?;
     wait_until("the circuit open", Duration::from_secs(10), || async {
         (metric(&all.ops_url, "mutt_circuit_breaker_state_changes_total").await >= 1.0)
             .then_some(())
@@ -183,7 +174,7 @@ async fn two_control_replicas_replay_each_letter_once() -> anyhow::Result<()> {
     let workers = Mutt::start(&env, &cfg("all", &sink).consumer("workers")).await?;
     sink.set_behaviour(Behaviour::Fail(503, None));
     send(&workers.ingest_url, &mutt_devkit::load::build_events(200)).await?;
-    dead_letters(&env, 200).await?;
+    wait_for_dead_letters(&env, "forwarder", 200).await?;
     sink.set_behaviour(Behaviour::Accept);
     let replicas = [
         Mutt::start(
