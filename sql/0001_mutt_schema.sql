@@ -137,7 +137,9 @@ BEGIN
     END LOOP;
 END $$;
 
-SELECT mutt_ensure_event_audit_partitions(1, 3);
+-- The partitions are made by `mutt migrate` after the last migration, with the newest
+-- definition of these functions: here, a MUTT v2 database in a time zone west of UTC
+-- would fail (see sql/0006_v2_upgrade.sql).
 
 -- Config audit ------------------------------------------------------------------------
 -- Who changed what, when and why. Rows are append-only: a trigger refuses UPDATE, and

@@ -21,3 +21,4 @@ mod shutdown;
 mod slo;
 mod traces;
 mod unhandled;
+mod upgrade;

@@ -21,6 +21,8 @@
 //! - [`secrets`]: the secret store of rotations and the Redis ACL steps of one.
 //! - [`error`]: [`BusError`] and whether it is worth retrying.
 //! - [`server`]: what tools ask of the server itself (its CPU time, deleting a prefix).
+//! - [`legacy`]: MUTT v2's Redis lists, found, read oldest first and moved into the
+//!   streams item by item (`mutt migrate --from-v2-queues`).
 //! - `scripts`: the Lua shared by the scripts that write before they acknowledge.
 
 #![forbid(unsafe_code)]
@@ -33,6 +35,7 @@ pub mod dlq;
 pub mod entry;
 pub mod error;
 pub mod guard;
+pub mod legacy;
 pub mod names;
 mod scripts;
 pub mod secrets;

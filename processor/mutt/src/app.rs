@@ -84,7 +84,7 @@ pub(crate) async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     migrate_with(settings, database_password(&creds).as_ref()).await
 }
 
-fn database_password(creds: &Credentials) -> Option<Secret> {
+pub(crate) fn database_password(creds: &Credentials) -> Option<Secret> {
     creds
         .state(SecretName::DatabasePassword)
         .map(|s| s.active().clone())

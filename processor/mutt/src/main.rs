@@ -5,8 +5,11 @@
 //!
 //! - `app`: connecting to the dependencies, starting the roles and the process's control
 //!   link and ops listener, draining on shutdown.
+//! - `upgrade`: `mutt migrate --from-v2-queues`, what MUTT v2 left in its Redis lists moved
+//!   into the streams.
 
 mod app;
+mod upgrade;
 
 use std::path::PathBuf;
 
@@ -41,8 +44,17 @@ enum Command {
     Control,
     /// Every long-running role in one process; creates and migrates the database first.
     All,
-    /// Creates the database if needed and applies the migrations in sql/.
-    Migrate,
+    /// Creates the database if needed and applies the migrations in sql/ (a MUTT v2.x
+    /// database is upgraded in place).
+    Migrate {
+        /// Then move what MUTT v2 left in its Redis lists (queues, in-flight lists, dead
+        /// letters) into the streams, and report the counts. Stop every v2 process first.
+        #[arg(long)]
+        from_v2_queues: bool,
+        /// The key prefix of MUTT v2's lists.
+        #[arg(long, value_name = "PREFIX", default_value = "mutt", requires = "from_v2_queues", value_parser = non_empty)]
+        v2_prefix: String,
+    },
     /// One data-retention pass, then exit: partitions ahead, whole months of event audit
     /// into the archive, old archive, config audit and parked dead letters removed.
     Retention {
@@ -54,6 +66,15 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         export: Option<PathBuf>,
     },
+}
+
+/// A flag value that must not be empty.
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(s.to_string())
+    }
 }
 
 /// mimalloc: under MUTT's many short-lived allocations (entries, JSON values, strings) it
@@ -94,7 +115,7 @@ fn main() -> anyhow::Result<()> {
             Command::Alerter => "mutt-alerter",
             Command::Forwarder => "mutt-forwarder",
             Command::Control => "mutt-control",
-            Command::All | Command::Migrate => "mutt",
+            Command::All | Command::Migrate { .. } => "mutt",
             Command::Retention { .. } => "mutt-retention",
         };
         let otel = settings
@@ -120,7 +141,13 @@ fn main() -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         mutt_worker::shutdown::on_signal(shutdown.clone());
         let r = match cli.command {
-            Command::Migrate => app::migrate(&settings).await,
+            Command::Migrate {
+                from_v2_queues,
+                v2_prefix,
+            } => match app::migrate(&settings).await {
+                Ok(()) if from_v2_queues => upgrade::move_v2_queues(&settings, &v2_prefix).await,
+                r => r,
+            },
             Command::Retention { dry_run, export } => {
                 let opts = mutt_control::retention::Options { dry_run, export };
                 app::retention(&settings, opts).await
@@ -139,4 +166,36 @@ fn main() -> anyhow::Result<()> {
         telemetry.shutdown();
         r
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migrate(args: &[&str]) -> Result<(bool, String), clap::Error> {
+        let cli = Cli::try_parse_from(["mutt", "migrate"].iter().chain(args))?;
+        match cli.command {
+            Command::Migrate {
+                from_v2_queues,
+                v2_prefix,
+            } => Ok((from_v2_queues, v2_prefix)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn migrate_flags() {
+        assert_eq!(migrate(&[]).unwrap(), (false, "mutt".into()));
+        assert_eq!(
+            migrate(&["--from-v2-queues"]).unwrap(),
+            (true, "mutt".into())
+        );
+        assert_eq!(
+            migrate(&["--from-v2-queues", "--v2-prefix", "old"]).unwrap(),
+            (true, "old".into())
+        );
+        // The prefix alone would do nothing: refused, as is an empty one.
+        assert!(migrate(&["--v2-prefix", "old"]).is_err());
+        assert!(migrate(&["--from-v2-queues", "--v2-prefix", ""]).is_err());
+    }
 }
