@@ -23,11 +23,4 @@ fn scratch_dir(kind: &str, port: u16) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// The path of a program on `PATH`.
-pub fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    })
-}
+pub use mutt_devkit::programs::which;

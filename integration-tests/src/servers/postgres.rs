@@ -1,16 +1,17 @@
 //! [`PostgresServer`]: a private PostgreSQL cluster with password authentication, for
 //! tests about roles and credentials; [`can_connect`] tries a URL.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use mutt_devkit::local::free_port;
+use mutt_devkit::programs::{as_postgres, postgres_bindir, running_as_root};
 use sqlx::{Connection, PgConnection};
 use tokio::time::Instant;
 
-use super::{scratch_dir, which};
+use super::scratch_dir;
 use crate::mutt::signal;
 
 #[cfg(test)]
@@ -242,76 +243,6 @@ pub async fn can_connect(url: &str) -> Result<(), String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("timed out connecting to {url}")),
     }
-}
-
-/// The newest `/usr/lib/postgresql/<version>/bin`, else `pg_config --bindir`.
-fn postgres_bindir() -> anyhow::Result<PathBuf> {
-    let mut versions: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let version = name
-                .split('.')
-                .map(|p| p.parse().ok())
-                .collect::<Option<Vec<u32>>>()?;
-            let bin = e.path().join("bin");
-            bin.join("postgres").is_file().then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    if let Some((_, bin)) = versions.pop() {
-        return Ok(bin);
-    }
-    let out = Command::new("pg_config")
-        .arg("--bindir")
-        .output()
-        .context("no /usr/lib/postgresql/<version>/bin and no pg_config: install PostgreSQL")?;
-    let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    if !out.status.success() || !bin.join("postgres").is_file() {
-        bail!("no postgres binary in /usr/lib/postgresql/<version>/bin nor in pg_config --bindir");
-    }
-    Ok(bin)
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// `program` run as the `postgres` user when we are root. `setpriv` comes first because
-/// it execs the program (the child's pid is postgres's own, for the signals of
-/// [`Drop`]); `runuser` and `su` keep a parent process in between.
-fn as_postgres(as_root: bool, program: &Path) -> anyhow::Result<Command> {
-    if !as_root {
-        return Ok(Command::new(program));
-    }
-    if let Some(setpriv) = which("setpriv") {
-        let mut c = Command::new(setpriv);
-        c.args([
-            "--reuid=postgres",
-            "--regid=postgres",
-            "--init-groups",
-            "--",
-        ])
-        .arg(program);
-        return Ok(c);
-    }
-    if let Some(runuser) = which("runuser") {
-        let mut c = Command::new(runuser);
-        c.args(["-u", "postgres", "--"]).arg(program);
-        return Ok(c);
-    }
-    if let Some(su) = which("su") {
-        let mut c = Command::new(su);
-        c.args(["postgres", "-s", "/bin/sh", "-c", "exec \"$0\" \"$@\""])
-            .arg(program);
-        return Ok(c);
-    }
-    bail!("running as root and none of setpriv, runuser, su is on PATH to become postgres")
 }
 
 /// Percent-encodes everything but unreserved characters (for a URL's user, password, path).

@@ -11,7 +11,8 @@
 //! - [`client`]: [`Bus`], the shared connection with the verbs (`append`,
 //!   `ensure_group`, `ack`, `ack_and_append`), and [`GroupReader`],
 //!   the dedicated blocking reader of one consumer.
-//! - [`unhandled`]: the atomic counter of unhandled fingerprints (a Lua script).
+//! - [`unhandled`]: the atomic counter of unhandled fingerprints (a Lua script), and a
+//!   read-only look at it (`rules test`).
 //! - [`claim`]: reclaiming idle pending entries, renewing our own, removing gone consumers.
 //! - [`dlq`]: moving entries to `{p}:dlq:<group>` with provenance, atomically with the ack.
 //! - [`trim`]: trimming streams below what every group has delivered and acknowledged.
@@ -20,7 +21,8 @@
 //! - [`auth`]: credentials that change while connections live (password rotation).
 //! - [`secrets`]: the secret store of rotations and the Redis ACL steps of one.
 //! - [`error`]: [`BusError`] and whether it is worth retrying.
-//! - [`server`]: what tools ask of the server itself (its CPU time, deleting a prefix).
+//! - [`server`]: what tools ask of the server itself: its CPU time, deleting a prefix, and
+//!   what `muttdev doctor` checks (INFO, CONFIG GET, TIME, ACL DRYRUN).
 //! - [`legacy`]: MUTT v2's Redis lists, found, read oldest first and moved into the
 //!   streams item by item (`mutt migrate --from-v2-queues`).
 //! - `scripts`: the Lua shared by the scripts that write before they acknowledge.

@@ -134,3 +134,50 @@ impl Bus {
             .collect())
     }
 }
+
+/// Where one host's fingerprint stands, read without changing anything (`rules test`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnhandledCount {
+    /// Unhandled events counted in the current window (0 when none, or just after a
+    /// meta-alert: the counter starts again).
+    pub count: u64,
+    /// Milliseconds until the current window ends (None when nothing is counted).
+    pub window_left_ms: Option<u64>,
+    /// The event id that reached the threshold, while the fingerprint is silent after its
+    /// meta-alert.
+    pub silenced_by: Option<String>,
+    /// Milliseconds the silence still lasts.
+    pub silence_left_ms: Option<u64>,
+}
+
+impl Bus {
+    /// The unhandled counter of `hostname` and `fingerprint` as the alerters see it, read
+    /// only (no script, no write).
+    pub async fn unhandled_count(
+        &self,
+        hostname: &str,
+        fingerprint: &str,
+    ) -> Result<UnhandledCount, BusError> {
+        let (counter, triggered) = self.names().unhandled(hostname, fingerprint);
+        let (count, counter_ttl, marker, marker_ttl): (u64, i64, Option<String>, i64) =
+            redis::pipe()
+                .cmd("SCARD")
+                .arg(&counter)
+                .cmd("PTTL")
+                .arg(&counter)
+                .cmd("GET")
+                .arg(&triggered)
+                .cmd("PTTL")
+                .arg(&triggered)
+                .query_async(&mut self.conn())
+                .await?;
+        // PTTL answers -2 for a missing key and -1 for one without expiry.
+        let left = |ttl: i64| u64::try_from(ttl).ok();
+        Ok(UnhandledCount {
+            count,
+            window_left_ms: if count > 0 { left(counter_ttl) } else { None },
+            silence_left_ms: marker.as_ref().and_then(|_| left(marker_ttl)),
+            silenced_by: marker,
+        })
+    }
+}

@@ -13,10 +13,16 @@ use super::versions::PUBLIC;
 use mutt_worker::auth::Scope;
 use mutt_worker::http::{ApiError, presented_key};
 
+/// POST endpoints that change nothing: `read` is enough.
+const READ_ONLY_POSTS: &[&str] = &["/api/v2/rules/test"];
+
 /// The scope a request needs (None: public).
 pub(super) fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     if PUBLIC.contains(&path) {
         return None;
+    }
+    if method == Method::POST && READ_ONLY_POSTS.contains(&path) {
+        return Some(Scope::Read);
     }
     if path.starts_with("/api/v2/keys") || path.starts_with("/api/v2/secrets") {
         return Some(Scope::Admin);
@@ -87,6 +93,19 @@ mod tests {
         assert_eq!(
             required_scope(&Method::POST, "/api/v2/secrets/redis/rotate"),
             Some(Scope::Admin)
+        );
+        // Testing an event against the rules changes nothing: read is enough.
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v2/rules/test"),
+            Some(Scope::Read)
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/api/v2/rules"),
+            Some(Scope::Write)
+        );
+        assert_eq!(
+            required_scope(&Method::PUT, "/api/v2/rules/test"),
+            Some(Scope::Write)
         );
     }
 }

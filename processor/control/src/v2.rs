@@ -16,7 +16,7 @@ use super::ControlState;
 use super::extract::{Body, Ctx, Params, PathParam, reason};
 use super::service::audit::{self, AuditQuery, EventQuery};
 use super::service::dlq::{self, Selection};
-use super::service::rules::{self, RuleBody, rule_id};
+use super::service::rules::{self, RuleBody, TestBody, rule_id};
 use super::service::{hosts, keys, retention, secrets, settings, slo, teams};
 use super::versions;
 use mutt_bus::dlq::Shelf;
@@ -43,6 +43,7 @@ pub(super) fn router() -> Router<Arc<ControlState>> {
         .route("/version", get(version))
         .route("/openapi.yaml", get(openapi))
         .route("/rules", get(list_rules).post(create_rule))
+        .route("/rules/test", post(test_rule))
         .route(
             "/rules/{id}",
             get(get_rule).put(update_rule).delete(delete_rule),
@@ -124,6 +125,11 @@ async fn delete_rule(
     let id = rule_id(&id)?;
     let why = reason(q.reason, false)?;
     ok(json!({ "deleted": rules::delete(&s, id, ctx.actor(why)).await? }))
+}
+
+/// Which rule an event matches and why (scope `read`: nothing changes).
+async fn test_rule(State(s): S, ctx: Ctx, Body(b): Body<TestBody>) -> Answer {
+    ok(rules::test(&s, b, &ctx.cid).await?)
 }
 
 /// A development host.

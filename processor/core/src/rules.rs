@@ -4,6 +4,11 @@
 //! `device_teams`, then shared read-only by every batch until the next reload replaces it
 //! whole. Compiling validates everything (regexes, OIDs, severities), so matching itself
 //! cannot fail.
+//!
+//! # Layout
+//!
+//! - [`explain`]: why an event matches the rule it matches (every rule in the order the
+//!   alerter tries them, with its outcome, and the verdict), from the matcher itself.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -14,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, normalize_oid};
 use crate::severity::SyslogSeverity;
+
+pub mod explain;
 
 /// The handlings that send an alert to the webhook (compared case-insensitively).
 /// Anything else (`Ignore`, …) is audited only.
@@ -332,7 +339,7 @@ impl RuleSet {
         // Lower-cased once per event, not once per rule.
         let mut lower: Option<String> = None;
         for c in &self.rules {
-            if matches(c, event, &mut lower) {
+            if check(c, event, &mut lower) == Check::Matched {
                 let dev = self.is_dev_host(&event.hostname);
                 let (handling, forward) = if dev {
                     (c.rule.dev_handling.as_str(), c.dev_forward)
@@ -350,22 +357,63 @@ impl RuleSet {
     }
 }
 
-fn matches(c: &CompiledRule, event: &Event, lower: &mut Option<String>) -> bool {
+/// What one rule's test found for one event: the matcher's own answer (the alerter takes
+/// [`Check::Matched`] as a match), so that an [`explain`]ation can never disagree with
+/// [`RuleSet::evaluate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// The rule matches.
+    Matched,
+    /// Both have a trap OID and the rule is not `oid_prefix`: no text test is tried.
+    OidNotOidPrefix,
+    /// Both have a trap OID; the rule's is neither the event's nor an ancestor of it.
+    OidArcMismatch,
+    /// The rule wants one syslog severity and the event has another, or none.
+    SeverityMismatch,
+    /// The `contains` text is not in the message.
+    ContainsNoMatch,
+    /// The regex finds nothing in the message.
+    RegexNoMatch,
+    /// No text test applies: an `oid_prefix` rule for an event without a trap OID, or a
+    /// rule without a `match_string`.
+    NoTextTest,
+}
+
+fn check(c: &CompiledRule, event: &Event, lower: &mut Option<String>) -> Check {
     if let (Some(event_oid), Some(rule_oid)) = (event.trap_oid.as_deref(), c.oid.as_deref()) {
         let event_oid = event_oid.strip_prefix('.').unwrap_or(event_oid);
-        return c.rule.match_type == MatchType::OidPrefix && oid_is_prefix(rule_oid, event_oid);
+        return if c.rule.match_type != MatchType::OidPrefix {
+            Check::OidNotOidPrefix
+        } else if oid_is_prefix(rule_oid, event_oid) {
+            Check::Matched
+        } else {
+            Check::OidArcMismatch
+        };
     }
     if let Some(s) = c.severity
         && event.syslog_severity != Some(s)
     {
-        return false;
+        return Check::SeverityMismatch;
     }
     match &c.text {
-        TextTest::Contains(needle) => lower
-            .get_or_insert_with(|| event.message.to_lowercase())
-            .contains(needle.as_str()),
-        TextTest::Regex(re) => re.is_match(&event.message),
-        TextTest::Never => false,
+        TextTest::Contains(needle) => {
+            if lower
+                .get_or_insert_with(|| event.message.to_lowercase())
+                .contains(needle.as_str())
+            {
+                Check::Matched
+            } else {
+                Check::ContainsNoMatch
+            }
+        }
+        TextTest::Regex(re) => {
+            if re.is_match(&event.message) {
+                Check::Matched
+            } else {
+                Check::RegexNoMatch
+            }
+        }
+        TextTest::Never => Check::NoTextTest,
     }
 }
 

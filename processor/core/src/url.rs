@@ -29,11 +29,13 @@ pub fn redact(url: &str) -> String {
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => {
+        // Only a password is hidden: `postgres://postgres@host` stays as it is.
+        Some(at) if rest[..at].contains(':') => {
             let userinfo = &rest[..at];
             let user = userinfo.split(':').next().unwrap_or("");
             format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..])
         }
+        Some(_) => url.to_string(),
         None => url.to_string(),
     }
 }
@@ -87,5 +89,9 @@ mod tests {
         );
         assert_eq!(redact("postgres://u:p@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(
+            redact("postgres://postgres@h/db"),
+            "postgres://postgres@h/db"
+        );
     }
 }

@@ -20,6 +20,8 @@
 //!   events query.
 //! - [`retention`]: the retention lock, event-audit partitions and the archive, old config
 //!   audit, month exports, the record of each run.
+//! - [`health`]: what `muttdev doctor` checks: the server's version, the migrations
+//!   applied, the application role's grants.
 //! - [`page`]: paged query results.
 //! - [`password`]: changing MUTT's own password with a SCRAM verifier (rotation).
 //! - [`error`]: [`StoreError`] and what a refusal means for the rows.
@@ -31,6 +33,7 @@ pub mod config_audit;
 pub mod db;
 pub mod error;
 pub mod event_audit;
+pub mod health;
 pub mod hosts;
 pub mod page;
 pub mod password;

@@ -1,12 +1,16 @@
 //! Alert rules: validated with the engine's own checks, written with their audit row,
-//! announced so that every alerter reloads at once.
+//! announced so that every alerter reloads at once; and [`test()`]: which rule an event
+//! matches and why, changing nothing.
 
 use mutt_bus::control::Announcement;
+use mutt_core::codec;
+use mutt_core::event::{Envelope, Event, Limits, validate};
+use mutt_core::rules::explain::{Verdict, explain};
 use mutt_core::rules::{MatchType, Rule};
 use mutt_store::Actor;
 use mutt_store::rules::RuleRow;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::Refused;
 use crate::ControlState;
@@ -187,4 +191,127 @@ pub async fn delete(s: &ControlState, id: i32, actor: Actor) -> Result<RuleRow, 
         .ok_or_else(|| not_found(id))?;
     s.announce(Announcement::Rules).await;
     Ok(old)
+}
+
+/// What `POST /api/v2/rules/test` is given: an event as ingest takes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestBody {
+    event: Value,
+}
+
+/// Validates `raw` exactly as ingest does (default limits, the encoded size included); a
+/// refusal names the field (`event.timestamp`).
+fn test_event(raw: Value, cid: &str) -> Result<Event, Refused> {
+    let envelope = Envelope {
+        id: "rules-test".into(),
+        correlation_id: cid.to_string(),
+        received_at_ms: mutt_core::now_ms(),
+    };
+    let limits = Limits::default();
+    let named = |field: &str| {
+        if field == "event" {
+            "event".to_string()
+        } else {
+            format!("event.{field}")
+        }
+    };
+    let event = validate(raw, envelope, &limits)
+        .map_err(|e| Refused::invalid(&named(&e.field), e.message))?;
+    let size = codec::encode_event(&event)
+        .map_err(|e| Refused::invalid("event", e.to_string()))?
+        .len();
+    if size > limits.max_event_bytes {
+        return Err(Refused::invalid(
+            "event",
+            format!(
+                "the event takes {size} bytes; the limit is {}",
+                limits.max_event_bytes
+            ),
+        ));
+    }
+    Ok(event)
+}
+
+/// Which rule `body`'s event matches and why: every rule (inactive ones too) in the order
+/// the alerters try them, with its outcome, and the verdict; for an unhandled event its
+/// fingerprint and where its counter stands. Nothing is sent, written or audited.
+pub async fn test(s: &ControlState, body: TestBody, cid: &str) -> Result<Value, Refused> {
+    let event = test_event(body.event, cid)?;
+    let rules: Vec<Rule> = s
+        .store
+        .list_rules()
+        .await?
+        .into_iter()
+        .map(|r| r.rule)
+        .collect();
+    let dev_hosts = s.store.list_dev_hosts().await?;
+    let teams = s.store.list_teams().await?;
+    let hot = s.hot.borrow().clone();
+    let x = explain(
+        &rules,
+        &dev_hosts,
+        &teams,
+        &hot.unhandled_default_team,
+        &event,
+    );
+    let counter = match &x.verdict {
+        Verdict::Unhandled { fingerprint, .. } => {
+            let c = s.bus.unhandled_count(&event.hostname, fingerprint).await?;
+            Some(json!({
+                "count": c.count,
+                "threshold": hot.unhandled_threshold,
+                "window": hot.get("unhandled_window").unwrap_or_default(),
+                "window_left_ms": c.window_left_ms,
+                "silenced": c.silenced_by.is_some(),
+                "silence_left_ms": c.silence_left_ms,
+            }))
+        }
+        Verdict::Handled { .. } => None,
+    };
+    let mut answer = serde_json::to_value(&x).map_err(|e| Refused::bad(e.to_string()))?;
+    if let Value::Object(m) = &mut answer {
+        m.insert("event".into(), event.to_json());
+        if let Some(c) = counter {
+            m.insert("counter".into(), c);
+        }
+    }
+    Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_test_event_is_validated_as_ingest_does() {
+        let ok = test_event(
+            json!({"hostname": "r1", "message": "x", "timestamp": "2026-11-26T10:00:00Z",
+                   "syslog_severity": "critical", "trap_oid": ".1.3.6"}),
+            "c",
+        )
+        .unwrap();
+        assert_eq!(ok.syslog_severity, Some(2));
+        assert_eq!(ok.trap_oid.as_deref(), Some("1.3.6"));
+        for (bad, field) in [
+            (json!({"hostname": "r1", "message": "x"}), "event.timestamp"),
+            (
+                json!({"hostname": "r1", "message": "x", "timestamp": "yesterday"}),
+                "event.timestamp",
+            ),
+            (
+                json!({"hostname": "r1", "message": "x", "timestamp": "2026-11-26T10:00:00Z",
+                       "syslog_severity": 9}),
+                "event.syslog_severity",
+            ),
+            (json!([1]), "event"),
+        ] {
+            match test_event(bad, "c") {
+                Err(Refused::Invalid { details, .. }) => {
+                    assert_eq!(details, Some(json!({"field": field})));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 }

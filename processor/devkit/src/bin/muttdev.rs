@@ -1,11 +1,16 @@
-//! `muttdev`: drives a local MUTT stack (seed rules, send load, receive alerts, status).
+//! `muttdev`: one command to a running stack (`up`, `down`, `logs`), the operator's CLI over
+//! the control API (`status`, `config`, `rules`, `dlq`, `keys`, `secrets`, `retention`),
+//! `doctor`, and the developer's tools (seed, load, bench, sink, SLO rules). Exit codes: 0
+//! all is well, 1 a problem was found (or the command failed), 2 a usage error.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 use mutt_devkit::bench::{self, BenchPlan};
-use mutt_devkit::{load, samples, sink};
+use mutt_devkit::{doctor, load, operate, routing, samples, sink, stack};
 use mutt_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -42,11 +47,29 @@ enum Command {
     /// Prints the Prometheus recording rules and burn-rate alerts of MUTT's SLOs
     /// (ops/prometheus/mutt-slo.rules.yml is this output).
     SloRules,
-    /// Shows the health and readiness of a MUTT process.
-    Status {
-        /// The process's ops address.
-        #[arg(long, default_value = "http://127.0.0.1:9464")]
-        ops: String,
+    /// Starts, stops and follows a local stack.
+    #[command(flatten)]
+    Stack(stack::Command),
+    /// What the control API does, from the command line.
+    #[command(flatten)]
+    Operate(operate::Command),
+    /// Rules, hosts and teams.
+    #[command(flatten)]
+    Routing(routing::Command),
+    /// Checks the servers, the database and the processes, each with a verdict and a fix.
+    Doctor(doctor::DoctorArgs),
+    /// Prints a shell completion script (bash, zsh, fish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Runs MUTT itself from this build (`muttdev mutt all` is `mutt all`): what `up`
+    /// starts, so that one `cargo run` builds everything a stack needs.
+    #[command(hide = true)]
+    Mutt {
+        /// `mutt`'s arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
     },
 }
 
@@ -55,10 +78,31 @@ enum Command {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    // clap exits 2 on a usage error by itself.
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
+        // MUTT builds its own runtime.
+        Command::Mutt { args } => {
+            mutt::run(std::iter::once("mutt".into()).chain(args)).map(|()| ExitCode::SUCCESS)
+        }
+        command => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(dispatch(command))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Seed { database_url } => {
             Store::create_database_if_missing(&database_url).await?;
             let store = Store::connect(&database_url, 2).await?;
@@ -117,22 +161,20 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", report.render(&plan));
         }
         Command::SloRules => print!("{}", mutt_telemetry::slo::prometheus_rules()),
-        Command::Status { ops } => {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(3))
-                .build()?;
-            for path in ["health", "ready"] {
-                let url = format!("{}/{path}", ops.trim_end_matches('/'));
-                match client.get(&url).send().await {
-                    Ok(r) => println!(
-                        "{path}: {} {}",
-                        r.status(),
-                        r.text().await.unwrap_or_default()
-                    ),
-                    Err(e) => println!("{path}: unreachable ({e})"),
-                }
-            }
+        Command::Stack(c) => return stack::run(c).await,
+        Command::Operate(c) => return operate::run(c).await,
+        Command::Routing(c) => return routing::run(c).await,
+        Command::Doctor(a) => return doctor::run(a).await,
+        Command::Mutt { .. } => anyhow::bail!("muttdev mutt runs outside the runtime"),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "muttdev",
+                &mut std::io::stdout(),
+            );
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
