@@ -1,6 +1,7 @@
 //! What every `muttdev` command that talks to a running MUTT shares: the control API
 //! client (its address and key), and output as humans and scripts want it (tables or
-//! `--json`, colours only on a terminal and never with `NO_COLOR`).
+//! `--json`, colours only on a terminal and never with `NO_COLOR`, progress bars on stderr
+//! only when it is a terminal).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -238,6 +239,36 @@ pub fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push_str(&line(r.iter().map(String::as_str).collect()));
     }
     out
+}
+
+/// A progress bar on stderr of `len` steps, shown only when stderr is a terminal.
+pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(len);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{wide_bar}] {pos}/{len} ({eta} left)")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// A counter on stderr (`reading dead letters: 1400`) for work of unknown length, shown
+/// only when stderr is a terminal.
+pub fn spinner(what: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos}") {
+        pb.set_style(style);
+    }
+    pb.set_message(what.to_string());
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
 }
 
 #[cfg(test)]

@@ -129,6 +129,27 @@ pub async fn send(plan: &LoadPlan, prepared: &Prepared) -> anyhow::Result<LoadRe
     let shed_ms = Arc::new(std::sync::Mutex::new(Vec::new()));
     let url = format!("{}/api/v2/ingest", plan.url.trim_end_matches('/'));
     let start = Instant::now();
+    // Progress and the live rate on stderr, when it is a terminal.
+    let total: u64 = sizes.iter().sum();
+    let bar = crate::cli::progress(total, "events");
+    let ticker = {
+        let (bar, accepted, rejected, failed) = (
+            bar.clone(),
+            accepted.clone(),
+            rejected.clone(),
+            failed.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let a = accepted.load(Ordering::Relaxed);
+                let done = a + rejected.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed);
+                bar.set_position(done);
+                let secs = start.elapsed().as_secs_f64().max(1e-3);
+                bar.set_message(format!("{:.0} events/s accepted", a as f64 / secs));
+            }
+        })
+    };
     let mut tasks = Vec::new();
     for _ in 0..plan.concurrency.max(1) {
         let (client, bodies, next, url, key) = (
@@ -194,6 +215,8 @@ pub async fn send(plan: &LoadPlan, prepared: &Prepared) -> anyhow::Result<LoadRe
     for t in tasks {
         t.await?;
     }
+    ticker.abort();
+    bar.finish_and_clear();
     let mut shed_ms = match shed_ms.lock() {
         Ok(v) => v.clone(),
         Err(p) => p.into_inner().clone(),

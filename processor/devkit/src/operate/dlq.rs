@@ -24,8 +24,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::{cell, confirm, cut, encode, human_age, id_ms, parse_duration, progress, spinner};
+use super::{cell, confirm, cut, encode, human_age, id_ms, parse_duration};
 use crate::cli::{Control, ControlArgs, Output, Tone};
+use crate::cli::{progress, spinner};
 
 /// Ids per replay or purge request.
 pub const CHUNK: usize = 500;

@@ -145,36 +145,6 @@ pub fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(matches!(line.trim().to_lowercase().as_str(), "y" | "yes"))
 }
 
-/// A progress bar on stderr of `len` steps, shown only when stderr is a terminal.
-pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = indicatif::ProgressBar::new(len);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{msg} [{wide_bar}] {pos}/{len} ({eta} left)")
-    {
-        pb.set_style(style.progress_chars("=> "));
-    }
-    pb.set_message(what.to_string());
-    pb
-}
-
-/// A counter on stderr (`reading dead letters: 1400`) for work of unknown length, shown
-/// only when stderr is a terminal.
-pub fn spinner(what: &str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = indicatif::ProgressBar::new_spinner();
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos}") {
-        pb.set_style(style);
-    }
-    pb.set_message(what.to_string());
-    pb.enable_steady_tick(Duration::from_millis(120));
-    pb
-}
-
 /// An RFC 3339 time of milliseconds since the epoch.
 pub fn rfc3339_ms(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
