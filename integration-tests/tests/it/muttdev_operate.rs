@@ -99,6 +99,15 @@ async fn status_is_zero_when_healthy_and_one_when_a_process_is_down() -> anyhow:
     }
     assert_eq!(s["ok"], true, "{s}");
     assert_eq!(s["config"]["converged"], true);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../schemas/muttdev-status.schema.json"),
+    )?)?;
+    let violations = violations(&schema, &s, "$");
+    assert!(
+        violations.is_empty(),
+        "status --json against its schema: {violations:?}\n{s}"
+    );
     let consumers: Vec<&str> = s["processes"]
         .as_array()
         .unwrap()
@@ -522,4 +531,59 @@ async fn keys_secrets_and_retention() -> anyhow::Result<()> {
     drop(all);
     stop.cancel();
     env.cleanup().await
+}
+
+/// Where `v` breaks `schema` (the subset of JSON Schema the muttdev documents use: `type`
+/// (one or several), `enum`, `required`, `properties`, `additionalProperties: false`,
+/// `items`).
+fn violations(schema: &Value, v: &Value, at: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let type_of = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let t = type_of(v);
+    if !types.is_empty() && !types.contains(&t) && !(t == "integer" && types.contains(&"number")) {
+        out.push(format!("{at}: {t}, not {types:?}"));
+        return out;
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(v)
+    {
+        out.push(format!("{at}: {v} not in {allowed:?}"));
+    }
+    if let Value::Object(map) = v {
+        for r in schema["required"].as_array().into_iter().flatten() {
+            if let Some(k) = r.as_str()
+                && !map.contains_key(k)
+            {
+                out.push(format!("{at}: {k} missing"));
+            }
+        }
+        for (k, sub) in map {
+            match schema["properties"].get(k) {
+                Some(p) => out.extend(violations(p, sub, &format!("{at}.{k}"))),
+                None if schema["additionalProperties"] == false => {
+                    out.push(format!("{at}: {k} is not documented"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Value::Array(items), Some(item_schema)) = (v, schema.get("items")) {
+        for (i, item) in items.iter().enumerate() {
+            out.extend(violations(item_schema, item, &format!("{at}[{i}]")));
+        }
+    }
+    out
 }
