@@ -200,6 +200,18 @@ pub fn mutt_binary() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
+/// The `muttdev` binary next to the test executable (`target/<profile>/muttdev`).
+pub fn muttdev_binary() -> anyhow::Result<PathBuf> {
+    let bin = mutt_binary()?.with_file_name("muttdev");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: build it first with `cargo build --bins`",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
 /// (lag, pending) of `group` on the stream `key`, from `XINFO GROUPS` (zeros when the
 /// stream or the group does not exist yet).
 pub async fn group_state(redis_url: &str, key: &str, group: &str) -> anyhow::Result<(u64, u64)> {

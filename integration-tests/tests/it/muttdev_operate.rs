@@ -3,28 +3,12 @@
 //! every process, `dlq show|replay|purge` (a DLQ drained, a bulk purge refused without a
 //! terminal to confirm on), `keys`, `secrets status` and `retention`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
 use mutt_integration_tests::*;
 use serde_json::Value;
-
-/// The `muttdev` binary next to the test executable (`target/<profile>/muttdev`).
-fn muttdev_binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test executable has no target directory")?;
-    let bin = dir.join("muttdev");
-    anyhow::ensure!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build --bins`",
-        bin.display()
-    );
-    Ok(bin)
-}
 
 /// What one `muttdev` run did.
 #[derive(Debug)]
@@ -449,7 +433,14 @@ async fn dlq_show_purge_refusal_and_replay() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_secrets_and_retention() -> anyhow::Result<()> {
     let (env, stop, sink) = env_with_sink(&[forward_everything()]).await?;
-    let all = Mutt::start(&env, &MuttConfig::new("all").webhook(sink.url())).await?;
+    // A webhook token at start: a secret that was never configured has nothing to rotate.
+    let all = Mutt::start(
+        &env,
+        &MuttConfig::new("all")
+            .webhook(sink.url())
+            .set("MUTT_WEBHOOK_TOKEN", "initial-token-0123456789"),
+    )
+    .await?;
     let c = all.control_url.as_str();
 
     let created = muttdev(
@@ -506,6 +497,80 @@ async fn keys_secrets_and_retention() -> anyhow::Result<()> {
     let secrets = muttdev(c, &["secrets", "status", "--json"], &[]).await?;
     assert_eq!(secrets.code, 0, "{secrets:?}");
     assert!(secrets.json()["secrets"].is_array());
+
+    // A key rotated: the new one works at once.
+    let made = muttdev(
+        c,
+        &[
+            "keys", "create", "ci-rot", "--scope", "read", "--reason", "ci", "--json",
+        ],
+        &[],
+    )
+    .await?;
+    assert_eq!(made.code, 0, "{made:?}");
+    let rotated = muttdev(
+        c,
+        &[
+            "keys",
+            "rotate",
+            "ci-rot",
+            "--reason",
+            "ci rotation",
+            "--json",
+        ],
+        &[],
+    )
+    .await?;
+    assert_eq!(rotated.code, 0, "{rotated:?}");
+    let new_key = rotated.json()["key"]
+        .as_str()
+        .expect("the new key")
+        .to_string();
+    assert_ne!(new_key, made.json()["key"].as_str().unwrap_or_default());
+    let as_rotated = Api::new(c, &new_key);
+    wait_until(
+        "the rotated key accepted",
+        Duration::from_secs(10),
+        || async { as_rotated.get("/api/v2/dlq").await.ok() },
+    )
+    .await?;
+
+    // The webhook token rotated through its three steps, each shown converging.
+    let token = [("NEW_TOKEN", "rotated-by-muttdev-0123456789")];
+    for step in ["stage", "promote", "retire"] {
+        let mut args = vec![
+            "secrets",
+            "rotate",
+            "webhook_token",
+            "--step",
+            step,
+            "--reason",
+            "ci",
+        ];
+        if step == "stage" {
+            args.extend(["--value-env", "NEW_TOKEN"]);
+        }
+        let r = muttdev(c, &args, &token).await?;
+        assert_eq!(r.code, 0, "{step}: {r:?}");
+    }
+    let after = muttdev(c, &["secrets", "status", "--json"], &[])
+        .await?
+        .json();
+    let webhook = after["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "webhook_token")
+        .cloned()
+        .unwrap_or_else(|| panic!("no webhook_token: {after}"));
+    assert!(
+        webhook["generation"].as_i64().unwrap_or(0) >= 3,
+        "{webhook}"
+    );
+    assert!(
+        !after.to_string().contains("rotated-by-muttdev"),
+        "a value is never shown"
+    );
 
     let ret = muttdev(c, &["retention", "status", "--json"], &[]).await?;
     assert_eq!(ret.code, 0, "{ret:?}");
@@ -586,4 +651,67 @@ fn violations(schema: &Value, v: &Value, at: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// `load` sends and reports, `bench` measures a small whole stack, `completions` prints a
+/// script for each shell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_bench_and_completions() -> anyhow::Result<()> {
+    let (env, stop, sink) = env_with_sink(&[forward_everything()]).await?;
+    let all = Mutt::start(&env, &MuttConfig::new("all").webhook(sink.url())).await?;
+    let load = muttdev(
+        &all.control_url,
+        &[
+            "load",
+            "--url",
+            &all.ingest_url,
+            "--events",
+            "300",
+            "--batch",
+            "50",
+        ],
+        &[],
+    )
+    .await?;
+    assert_eq!(load.code, 0, "{load:?}");
+    assert!(
+        load.stdout.contains("accepted 300 rejected 0 failed 0"),
+        "{load:?}"
+    );
+    wait_until("300 alerts", Duration::from_secs(30), || async {
+        (sink.unique() == 300).then_some(())
+    })
+    .await?;
+    drop(all);
+    stop.cancel();
+
+    let bench = muttdev(
+        "http://127.0.0.1:1",
+        &[
+            "bench",
+            "--events",
+            "2000",
+            "--redis-url",
+            &env.redis_url,
+            "--postgres-url",
+            &postgres_server_url(),
+        ],
+        &[],
+    )
+    .await?;
+    assert_eq!(bench.code, 0, "{bench:?}");
+    assert!(bench.stdout.contains("accepted 2000"), "{bench:?}");
+    assert!(bench.stdout.contains("processed"), "{bench:?}");
+
+    for shell in ["bash", "zsh", "fish"] {
+        let c = muttdev("http://127.0.0.1:1", &["completions", shell], &[]).await?;
+        assert_eq!(c.code, 0, "{shell}: {c:?}");
+        assert!(
+            c.stdout.contains("muttdev") && c.stdout.contains("retention"),
+            "{shell}"
+        );
+    }
+    let usage = muttdev("http://127.0.0.1:1", &["dlq", "replay"], &[]).await?;
+    assert_eq!(usage.code, 2, "a usage error exits 2: {usage:?}");
+    env.cleanup().await
 }

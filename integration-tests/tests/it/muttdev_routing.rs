@@ -3,7 +3,6 @@
 //! it, through the endpoint and the CLI; rules, hosts and teams round-tripped with `--json`;
 //! `doctor` failing an evicting Redis and a missing partition, passing a healthy setup.
 
-use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
@@ -11,17 +10,6 @@ use mutt_core::rules::{MatchType, Rule};
 use mutt_integration_tests::*;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-/// The `muttdev` binary next to the test executable (`target/<profile>/muttdev`).
-fn muttdev_binary() -> anyhow::Result<PathBuf> {
-    let bin = mutt_binary()?.with_file_name("muttdev");
-    anyhow::ensure!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build --bins`",
-        bin.display()
-    );
-    Ok(bin)
-}
 
 /// `muttdev ARGS` with only PATH, `NO_COLOR` and `env` in its environment.
 async fn muttdev(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Output> {

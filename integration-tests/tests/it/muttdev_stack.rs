@@ -3,23 +3,11 @@
 //! seeds, starts MUTT and the stand-in webhook, and returns once an event posted reaches
 //! the webhook; a second `up` finds the stack; `down` leaves nothing running.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use mutt_integration_tests::*;
-
-/// The `muttdev` binary next to the test executable.
-pub(crate) fn muttdev_binary() -> anyhow::Result<PathBuf> {
-    let mutt = mutt_binary()?;
-    let bin = mutt.with_file_name("muttdev");
-    anyhow::ensure!(
-        bin.exists(),
-        "{} is missing: cargo build --bins",
-        bin.display()
-    );
-    Ok(bin)
-}
 
 /// `muttdev ARGS` with only the given environment (and PATH).
 fn muttdev(args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Output> {
