@@ -32,16 +32,6 @@ static STEPS: Mutex<()> = Mutex::const_new(());
 /// The longest a step may hold the cluster-wide lock (it is released when the step ends).
 const LOCK_TTL: Duration = Duration::from_secs(60);
 
-fn rfc3339_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 fn bad(message: impl Into<String>) -> Refused {
     Refused::body(message)
 }
@@ -166,7 +156,7 @@ fn describe(name: SecretName, st: &CredentialState) -> Value {
         "name": name.as_str(),
         "phase": st.phase.as_str(),
         "generation": st.generation,
-        "changed_at": rfc3339_ms(st.changed_ms),
+        "changed_at": mutt_core::rfc3339_ms(st.changed_ms),
         "accepted_values": st.accepted().len(),
         "next_step": match st.phase {
             Phase::Stable => "stage",

@@ -120,7 +120,7 @@ async fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut stack = Stack::default();
     // Recorded as it starts, so that a failure half way leaves nothing `down` cannot stop.
-    let result = start(&a, &dir, &settings, &mut stack).await;
+    let result = start(&dir, &settings, &mut stack).await;
     if let Err(e) = result {
         eprintln!("muttdev up failed: {e:#}\nstopping what it started");
         stop_all(&stack).await;
@@ -143,12 +143,7 @@ async fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Finds or starts the servers, then migrates, seeds, and starts the webhook and MUTT.
-async fn start(
-    a: &UpArgs,
-    dir: &Path,
-    settings: &Settings,
-    stack: &mut Stack,
-) -> anyhow::Result<()> {
+async fn start(dir: &Path, settings: &Settings, stack: &mut Stack) -> anyhow::Result<()> {
     let record = |stack: &mut Stack, s: Server| -> anyhow::Result<String> {
         if let Some(p) = s.started {
             stack.processes.push(p);
@@ -228,7 +223,6 @@ async fn start(
     stack.control = local(settings.control_listen);
     stack.ops = local(settings.ops_listen);
     stack.save(dir)?;
-    let _ = a;
 
     // Ready when `/ready` says so; a process that exits says why in its log.
     let client = reqwest::Client::builder()
