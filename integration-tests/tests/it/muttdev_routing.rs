@@ -6,7 +6,6 @@
 use std::process::Output;
 use std::time::Duration;
 
-use mutt_core::rules::{MatchType, Rule};
 use mutt_integration_tests::*;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -52,21 +51,6 @@ fn json_of(o: &Output) -> anyhow::Result<Value> {
         stderr(o)
     );
     serde_json::from_slice(&o.stdout).map_err(|e| anyhow::anyhow!("not JSON ({e}): {}", stdout(o)))
-}
-
-fn rule(
-    mt: MatchType,
-    s: Option<&str>,
-    oid: Option<&str>,
-    sev: Option<i32>,
-    prio: i32,
-    prod: &str,
-    team: &str,
-) -> Rule {
-    Rule {
-        syslog_severity: sev,
-        ..Rule::new(mt, s, oid, prio, prod, team)
-    }
 }
 
 fn ev(case: &str, host: &str, msg: &str, extra: Value) -> Value {
@@ -129,67 +113,12 @@ async fn explained(api: &Api, control: &str, event: &Value) -> anyhow::Result<Va
 /// appended, sent or audited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_test_explains_each_design_case_as_the_alerter_decides() -> anyhow::Result<()> {
-    use MatchType::*;
     let env = TestEnv::new().await?;
     let stop = CancellationToken::new();
     let sink = start_sink(&stop).await?;
     env.migrate().await?;
     // Ids 1 … 6, in this order.
-    env.insert_rules(&[
-        rule(
-            OidPrefix,
-            None,
-            Some("1.3.6.1.4"),
-            None,
-            10,
-            "Page_only",
-            "OID",
-        ),
-        rule(
-            Contains,
-            Some("link"),
-            None,
-            None,
-            20,
-            "Page_and_ticket",
-            "Text",
-        ),
-        rule(
-            Contains,
-            Some("link down"),
-            None,
-            Some(2),
-            5,
-            "Page_and_ticket",
-            "Crit",
-        ),
-        rule(
-            Regex,
-            Some(r"^fan \d+ failed$"),
-            None,
-            None,
-            30,
-            "ticket_only",
-            "Fan",
-        ),
-        rule(Contains, Some("ignored"), None, None, 1, "Ignore", "Nobody"),
-        rule(
-            Contains,
-            Some("never"),
-            None,
-            None,
-            0,
-            "Page_only",
-            "Inactive",
-        ),
-    ])
-    .await?;
-    env.exec(
-        "UPDATE alert_rules SET is_active = false WHERE team_assignment = 'Inactive';
-         INSERT INTO development_hosts (hostname) VALUES ('Lab-01');
-         INSERT INTO device_teams (hostname, team_assignment) VALUES ('flood-host', 'FloodTeam');",
-    )
-    .await?;
+    crate::semantics::design_rules(&env).await?;
     let mutt = Mutt::start(
         &env,
         &MuttConfig::new("all")
@@ -202,27 +131,7 @@ async fn rules_test_explains_each_design_case_as_the_alerter_decides() -> anyhow
     let control = mutt.control_url.as_str();
     let audits_before = env.count("SELECT count(*) FROM config_audit_log").await?;
 
-    let cases = [
-        ev("a", "r1", "x", json!({"trap_oid": "1.3.6.1.4.1.9"})),
-        ev("b", "r1", "link", json!({"trap_oid": "1.3.6.1.41"})),
-        ev("c", "r1", "x", json!({"trap_oid": ".1.3.6.1.4"})),
-        ev(
-            "d",
-            "r1",
-            "LINK DOWN on ge-0",
-            json!({"syslog_severity": "critical"}),
-        ),
-        ev("e", "r1", "link down", json!({"syslog_severity": 3})),
-        ev("f", "r1", "Fan 3 failed", json!({})),
-        ev("g", "LAB-01", "link flap", json!({})),
-        ev("h", "r1", "this is ignored link", json!({})),
-        ev(
-            "i",
-            "r1",
-            "never matches anything",
-            json!({"trap_oid": "1.3.7"}),
-        ),
-    ];
+    let cases = crate::semantics::design_events();
     let mut x = std::collections::HashMap::new();
     for e in &cases {
         x.insert(

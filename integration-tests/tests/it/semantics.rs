@@ -33,66 +33,11 @@ fn ev(case: &str, host: &str, msg: &str, extra: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_apply_as_designed() -> anyhow::Result<()> {
-    use MatchType::*;
     let env = TestEnv::new().await?;
     let stop = CancellationToken::new();
     let sink = start_sink(&stop).await?;
     env.migrate().await?;
-    env.insert_rules(&[
-        rule(
-            OidPrefix,
-            None,
-            Some("1.3.6.1.4"),
-            None,
-            10,
-            "Page_only",
-            "OID",
-        ),
-        rule(
-            Contains,
-            Some("link"),
-            None,
-            None,
-            20,
-            "Page_and_ticket",
-            "Text",
-        ),
-        rule(
-            Contains,
-            Some("link down"),
-            None,
-            Some(2),
-            5,
-            "Page_and_ticket",
-            "Crit",
-        ),
-        rule(
-            Regex,
-            Some(r"^fan \d+ failed$"),
-            None,
-            None,
-            30,
-            "ticket_only",
-            "Fan",
-        ),
-        rule(Contains, Some("ignored"), None, None, 1, "Ignore", "Nobody"),
-        rule(
-            Contains,
-            Some("never"),
-            None,
-            None,
-            0,
-            "Page_only",
-            "Inactive",
-        ),
-    ])
-    .await?;
-    env.exec(
-        "UPDATE alert_rules SET is_active = false WHERE team_assignment = 'Inactive';
-         INSERT INTO development_hosts (hostname) VALUES ('Lab-01');
-         INSERT INTO device_teams (hostname, team_assignment) VALUES ('flood-host', 'FloodTeam');",
-    )
-    .await?;
+    design_rules(&env).await?;
     let mutt = Mutt::start(
         &env,
         &MuttConfig::new("all")
@@ -102,27 +47,7 @@ async fn rules_apply_as_designed() -> anyhow::Result<()> {
     )
     .await?;
 
-    let mut batch = vec![
-        ev("a", "r1", "x", json!({"trap_oid": "1.3.6.1.4.1.9"})),
-        ev("b", "r1", "link", json!({"trap_oid": "1.3.6.1.41"})),
-        ev("c", "r1", "x", json!({"trap_oid": ".1.3.6.1.4"})),
-        ev(
-            "d",
-            "r1",
-            "LINK DOWN on ge-0",
-            json!({"syslog_severity": "critical"}),
-        ),
-        ev("e", "r1", "link down", json!({"syslog_severity": 3})),
-        ev("f", "r1", "Fan 3 failed", json!({})),
-        ev("g", "LAB-01", "link flap", json!({})),
-        ev("h", "r1", "this is ignored link", json!({})),
-        ev(
-            "i",
-            "r1",
-            "never matches anything",
-            json!({"trap_oid": "1.3.7"}),
-        ),
-    ];
+    let mut batch = design_events();
     for n in 1..=6 {
         batch.push(ev(
             "flood",
@@ -205,4 +130,91 @@ async fn rules_apply_as_designed() -> anyhow::Result<()> {
     drop(mutt);
     stop.cancel();
     env.cleanup().await
+}
+
+/// The rules, development host and device team of DESIGN.md's rule-semantics cases (rule
+/// ids 1 … 6, in this order; the sixth inactive).
+pub(crate) async fn design_rules(env: &TestEnv) -> anyhow::Result<()> {
+    use MatchType::*;
+    env.insert_rules(&[
+        rule(
+            OidPrefix,
+            None,
+            Some("1.3.6.1.4"),
+            None,
+            10,
+            "Page_only",
+            "OID",
+        ),
+        rule(
+            Contains,
+            Some("link"),
+            None,
+            None,
+            20,
+            "Page_and_ticket",
+            "Text",
+        ),
+        rule(
+            Contains,
+            Some("link down"),
+            None,
+            Some(2),
+            5,
+            "Page_and_ticket",
+            "Crit",
+        ),
+        rule(
+            Regex,
+            Some(r"^fan \d+ failed$"),
+            None,
+            None,
+            30,
+            "ticket_only",
+            "Fan",
+        ),
+        rule(Contains, Some("ignored"), None, None, 1, "Ignore", "Nobody"),
+        rule(
+            Contains,
+            Some("never"),
+            None,
+            None,
+            0,
+            "Page_only",
+            "Inactive",
+        ),
+    ])
+    .await?;
+    env.exec(
+        "UPDATE alert_rules SET is_active = false WHERE team_assignment = 'Inactive';
+         INSERT INTO development_hosts (hostname) VALUES ('Lab-01');
+         INSERT INTO device_teams (hostname, team_assignment) VALUES ('flood-host', 'FloodTeam');",
+    )
+    .await?;
+    Ok(())
+}
+
+/// DESIGN.md's rule-semantics cases, one event each (`case` names it).
+pub(crate) fn design_events() -> Vec<Value> {
+    vec![
+        ev("a", "r1", "x", json!({"trap_oid": "1.3.6.1.4.1.9"})),
+        ev("b", "r1", "link", json!({"trap_oid": "1.3.6.1.41"})),
+        ev("c", "r1", "x", json!({"trap_oid": ".1.3.6.1.4"})),
+        ev(
+            "d",
+            "r1",
+            "LINK DOWN on ge-0",
+            json!({"syslog_severity": "critical"}),
+        ),
+        ev("e", "r1", "link down", json!({"syslog_severity": 3})),
+        ev("f", "r1", "Fan 3 failed", json!({})),
+        ev("g", "LAB-01", "link flap", json!({})),
+        ev("h", "r1", "this is ignored link", json!({})),
+        ev(
+            "i",
+            "r1",
+            "never matches anything",
+            json!({"trap_oid": "1.3.7"}),
+        ),
+    ]
 }
