@@ -79,7 +79,7 @@ impl MuttConfig {
 impl Mutt {
     /// Starts a process for `env` and waits until `/ready` answers 200.
     pub async fn start(env: &TestEnv, cfg: &MuttConfig) -> anyhow::Result<Self> {
-        let m = Self::spawn(env, cfg)?;
+        let mut m = Self::spawn(env, cfg)?;
         m.wait_ready(Duration::from_secs(30)).await?;
         Ok(m)
     }
@@ -141,25 +141,37 @@ impl Mutt {
         })
     }
 
-    /// Waits until `/ready` answers 200.
-    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+    /// Waits until `/ready` answers 200; fails at once, with the end of its log, if the
+    /// process exits first (a configuration error says why there, not in a timeout).
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let client = reqwest::Client::new();
         let url = format!("{}/ready", self.ops_url);
-        wait_until(
-            &format!(
-                "{} to be ready (log: {})",
-                self.consumer,
-                self.log.display()
-            ),
-            timeout,
-            || async {
-                match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => Some(()),
-                    _ => None,
-                }
-            },
-        )
-        .await
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(r) = client.get(&url).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                bail!(
+                    "{} exited ({status}) before it was ready; the end of {}:\n{}",
+                    self.consumer,
+                    self.log.display(),
+                    lines[lines.len().saturating_sub(20)..].join("\n")
+                );
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "timed out after {timeout:?} waiting for {} to be ready (log: {})",
+                    self.consumer,
+                    self.log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The process id.

@@ -558,7 +558,7 @@ async fn two_hundred_thousand_events_with_a_worker_killed_every_five_seconds() -
     }
     let accepted = sender.await?;
     assert_eq!(accepted.len() as u64, EVENTS);
-    for m in alerters.iter().chain(&forwarders) {
+    for m in alerters.iter_mut().chain(forwarders.iter_mut()) {
         m.wait_ready(Duration::from_secs(30)).await?;
     }
     let sink = &rig.sink;
