@@ -135,8 +135,20 @@ impl Store {
     /// pool is connected with it first (an error leaves the old pool in use), then replaces
     /// the old one, which finishes the queries holding its connections and is closed.
     pub async fn use_password(&self, password: &Secret) -> Result<(), StoreError> {
-        self.swap_pool(Some(password.clone()), RETIRED_POOL_GRACE)
-            .await
+        // The server refuses the old password from the moment it changed: the pool in use
+        // opens its next connections with the new one at once, rather than after the new
+        // pool has connected, so that no connection is opened (and refused) in between.
+        let current = self.pool();
+        let before = current.connect_options();
+        current.set_connect_options(self.inner.options.clone().password(password.expose()));
+        let swapped = self
+            .swap_pool(Some(password.clone()), RETIRED_POOL_GRACE)
+            .await;
+        if swapped.is_err() {
+            // The new password does not work (yet): keep connecting as before.
+            current.set_connect_options((*before).clone());
+        }
+        swapped
     }
 
     /// Replaces every connection with a new one, without failing a query: used when the

@@ -397,6 +397,18 @@ async fn step(
         return Err(err);
     }
 
+    // Announced before the audit row is written: a PostgreSQL password changed by this
+    // step refuses the old one from now on, and every process should switch before it
+    // needs a new connection.
+    s.announce(Announcement::Secrets {
+        name: name.as_str().to_string(),
+        generation: next.generation,
+    })
+    .await;
+    // This process follows at once rather than at its next poll.
+    s.credentials
+        .apply_stored(std::iter::once((name, StoredState::from(&next))).collect());
+
     let actor = actor(req.reason);
     let change = Change {
         operation: "ROTATE",
@@ -418,14 +430,6 @@ async fn step(
         tracing::error!(secret = %name, step = req.step.as_str(), error = %e, "secret rotation step not audited");
     }
     tracing::info!(secret = %name, step = req.step.as_str(), generation = next.generation, who = %actor.who, "secret rotation step");
-    s.announce(Announcement::Secrets {
-        name: name.as_str().to_string(),
-        generation: next.generation,
-    })
-    .await;
-    // This process follows at once rather than at its next poll.
-    s.credentials
-        .apply_stored(std::iter::once((name, StoredState::from(&next))).collect());
     Ok(describe(name, &next))
 }
 
