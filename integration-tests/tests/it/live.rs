@@ -725,6 +725,16 @@ async fn retention_settings_apply_live() -> anyhow::Result<()> {
         live_parts.iter().any(|(n, _)| *n == name),
         "{name}: {live_parts:?}"
     );
+    // What the runs did is counted where they ran.
+    let m = |name: &'static str| metric(&control.ops_url, name);
+    assert!(m("mutt_retention_runs_total").await >= 2.0);
+    assert!(m("mutt_retention_events_archived_total").await > 0.0);
+    assert!(m("mutt_retention_events_deleted_total").await > 0.0);
+    assert!(m("mutt_retention_default_rows_moved_total").await > 0.0);
+    assert_eq!(m("mutt_retention_config_audits_deleted_total").await, 1.0);
+    assert_eq!(m("mutt_retention_dead_letters_deleted_total").await, 2.0);
+    assert!(m("mutt_retention_last_run_timestamp").await > 1.7e9);
+    assert!(m("mutt_retention_enforcement_duration_seconds_count").await >= 2.0);
     drop(control);
     env.cleanup().await
 }

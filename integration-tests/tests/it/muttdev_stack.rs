@@ -44,12 +44,15 @@ fn pids(state: &Path) -> anyhow::Result<Vec<(String, u32)>> {
         .collect())
 }
 
+/// Whether a process runs: it exists and is not a zombie waiting for its parent.
 fn alive(pid: u32) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    Command::new("ps")
+        .args(["-o", "stat=", "-p", &pid.to_string()])
+        .output()
+        .is_ok_and(|o| {
+            let stat = String::from_utf8_lossy(&o.stdout);
+            o.status.success() && !stat.trim().is_empty() && !stat.trim().starts_with('Z')
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +86,7 @@ async fn up_starts_a_working_stack_from_nothing_and_down_stops_it() -> anyhow::R
         ("HOME", root.display().to_string()),
     ];
     let state_arg = state.display().to_string();
-    let up = muttdev(&["up", "--state-dir", &state_arg], &env)?;
+    let up = muttdev(&["up", "--demo", "--state-dir", &state_arg], &env)?;
     let out = text(&up);
     let started = pids(&state).unwrap_or_default();
     let guard = Cleanup(started.clone());
@@ -92,6 +95,9 @@ async fn up_starts_a_working_stack_from_nothing_and_down_stops_it() -> anyhow::R
     assert_eq!(names, ["redis", "postgres", "webhook", "mutt"], "{out}");
     assert!(out.contains("MUTT is ready"), "{out}");
     assert!(out.contains("seeded"), "{out}");
+    // `--demo` sent the sample events and saw alerts arrive.
+    assert!(out.contains("demo: sent 50 sample events: 202"), "{out}");
+    assert!(out.contains("alerts at the webhook"), "{out}");
 
     // Events posted with the key `up` made reach the stand-in webhook.
     let key = std::fs::read_to_string(root.join("config/mutt/api-key"))?
@@ -139,6 +145,43 @@ async fn up_starts_a_working_stack_from_nothing_and_down_stops_it() -> anyhow::R
         "{}",
         text(&logs)
     );
+    // Filtered by role of `mutt all`, level and text: only the ingest role's INFO lines
+    // that say where it listens.
+    let some = muttdev(
+        &[
+            "logs",
+            "ingest",
+            "--level",
+            "info",
+            "--grep",
+            "listening",
+            "--state-dir",
+            &state_arg,
+        ],
+        &env,
+    )?;
+    let lines: Vec<&str> = std::str::from_utf8(&some.stdout)?.lines().collect();
+    assert!(!lines.is_empty(), "{}", text(&some));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("listening") && l.contains("ingest") && !l.contains("DEBUG")),
+        "{lines:?}"
+    );
+    let none = muttdev(
+        &[
+            "logs",
+            "mutt",
+            "--level",
+            "error",
+            "--grep",
+            "listening",
+            "--state-dir",
+            &state_arg,
+        ],
+        &env,
+    )?;
+    assert!(none.stdout.is_empty(), "{}", text(&none));
 
     // `down` stops everything it started, and only that.
     let down = muttdev(&["down", "--state-dir", &state_arg], &env)?;
@@ -154,6 +197,52 @@ async fn up_starts_a_working_stack_from_nothing_and_down_stops_it() -> anyhow::R
     let purge = muttdev(&["down", "--purge", "--state-dir", &state_arg], &env)?;
     assert!(purge.status.success());
     assert!(!state.exists());
+    drop(guard);
+
+    // `--foreground` stays attached, and Ctrl-C stops everything it started.
+    let mut attached = Command::new(muttdev_binary()?);
+    attached
+        .args(["up", "--foreground", "--state-dir", &state_arg])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::fs::File::create(root.join("attached.out"))?)
+        .stderr(std::process::Stdio::null());
+    for (k, v) in &env {
+        attached.env(k, v);
+    }
+    let mut child = attached.spawn()?;
+    let started = wait_until(
+        "the attached stack ready",
+        Duration::from_secs(90),
+        || async {
+            let p = pids(&state).ok()?;
+            (p.len() == 4 && p.iter().any(|(n, _)| n == "mutt")).then_some(p)
+        },
+    )
+    .await?;
+    let guard = Cleanup(started.clone());
+    // Attached once it said so (after MUTT answered ready).
+    wait_until("muttdev attached", Duration::from_secs(60), || async {
+        std::fs::read_to_string(root.join("attached.out"))
+            .ok()?
+            .contains("attached: Ctrl-C stops everything")
+            .then_some(())
+    })
+    .await?;
+    assert!(child.try_wait()?.is_none(), "--foreground returned");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    let exited = wait_until("muttdev to stop on Ctrl-C", Duration::from_secs(60), || {
+        let done = child.try_wait().ok().flatten();
+        async move { done }
+    })
+    .await?;
+    assert!(exited.success(), "{exited}");
+    for (name, pid) in &started {
+        assert!(!alive(*pid), "{name} (pid {pid}) still runs after Ctrl-C");
+    }
+    assert!(!state.join("stack.json").exists());
     drop(guard);
     let _ = std::fs::remove_dir_all(&root);
     Ok(())

@@ -130,6 +130,12 @@ async fn poison_letters_are_parked_not_replayed() -> anyhow::Result<()> {
         (metric(&all.ops_url, "mutt_dlq_parked").await == 10.0).then_some(())
     })
     .await?;
+    assert_eq!(
+        metric(&all.ops_url, "mutt_remediation_parked_total").await,
+        10.0
+    );
+    assert!(metric(&all.ops_url, "mutt_remediation_rounds_total").await >= 1.0);
+    assert!(metric(&all.ops_url, "mutt_remediation_last_round_timestamp").await > 1.7e9);
     let page = api.get("/api/v2/dlq/forwarder?parked=true").await?;
     let entries = page["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 10);

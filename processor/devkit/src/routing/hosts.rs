@@ -113,18 +113,8 @@ pub async fn run_hosts(c: HostsCommand) -> anyhow::Result<ExitCode> {
             reason,
             control,
         } => {
-            let out = Output::new(control.json);
-            let path = format!(
-                "/api/v2/dev-hosts/{}{}",
-                encode(&hostname),
-                reason_query(reason.as_deref())
-            );
-            let answer = Control::new(&control)?
-                .change(Method::DELETE, &path, None)
-                .await?;
-            done(&out, &answer, || {
-                format!("{hostname} is no longer a development host")
-            });
+            let said = format!("{hostname} is no longer a development host");
+            remove("dev-hosts", &hostname, reason.as_deref(), &control, said).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -196,24 +186,34 @@ pub async fn run_teams(c: TeamsCommand) -> anyhow::Result<ExitCode> {
             reason,
             control,
         } => {
-            let out = Output::new(control.json);
-            let path = format!(
-                "/api/v2/teams/{}{}",
-                encode(&hostname),
-                reason_query(reason.as_deref())
-            );
-            let answer = Control::new(&control)?
-                .change(Method::DELETE, &path, None)
-                .await?;
-            done(&out, &answer, || {
-                format!("{hostname} has no device team now")
-            });
+            let said = format!("{hostname} has no device team now");
+            remove("teams", &hostname, reason.as_deref(), &control, said).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Prints the API's answer (`--json`) or a sentence.
+/// `DELETE /api/v2/<collection>/<hostname>?reason=…`, then what it did.
+async fn remove(
+    collection: &str,
+    hostname: &str,
+    reason: Option<&str>,
+    control: &ControlArgs,
+    said: String,
+) -> anyhow::Result<()> {
+    let path = format!(
+        "/api/v2/{collection}/{}{}",
+        encode(hostname),
+        reason_query(reason)
+    );
+    let answer = Control::new(control)?
+        .change(Method::DELETE, &path, None)
+        .await?;
+    done(&Output::new(control.json), &answer, || said);
+    Ok(())
+}
+
 fn done(out: &Output, answer: &Value, sentence: impl FnOnce() -> String) {
     if out.json {
         out.print_json(answer);

@@ -14,7 +14,13 @@ const LEVELS: [&str; 5] = ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
 /// Whether a log line passes the filters.
 fn keep(line: &str, role: Option<&str>, level: Option<&str>, grep: Option<&str>) -> bool {
     if let Some(r) = role
-        && !(line.contains(&format!("role={r}")) || line.contains(&format!("\"role\":\"{r}\"")))
+        && ![
+            format!("role=\"{r}\""),
+            format!("role={r} "),
+            format!("\"role\":\"{r}\""),
+        ]
+        .iter()
+        .any(|form| line.contains(form.as_str()))
     {
         return false;
     }
@@ -74,7 +80,8 @@ mod tests {
 
     #[test]
     fn log_filters_combine() {
-        let line = "2026-12-02T10:00:00Z  WARN role{role=alerter}: held a batch";
+        // As `mutt` writes them: text (the span's fields quoted) and JSON.
+        let line = r#"2026-12-02T10:00:00Z  WARN role{role="alerter" consumer=vm-1}: held a batch"#;
         assert!(keep(line, Some("alerter"), None, None));
         assert!(!keep(line, Some("forwarder"), None, None));
         assert!(keep(line, None, Some("warn"), None));

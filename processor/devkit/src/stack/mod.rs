@@ -75,7 +75,8 @@ pub struct LogsArgs {
     /// Keep following.
     #[arg(short, long)]
     pub follow: bool,
-    /// Only lines of this level or more severe (`error`, `warn`, `info`, `debug`).
+    /// Only lines of this level or more severe (`error`, `warn`, `info`, `debug`); lines
+    /// without one of these levels (PostgreSQL's, Redis's) are kept.
     #[arg(long)]
     pub level: Option<String>,
     /// Only lines containing this text.
@@ -120,9 +121,16 @@ async fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     let settings = Sources::new(|k: &str| std::env::var(k).ok(), None)
         .and_then(|s| Settings::load(&s))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // From here on, Ctrl-C (or SIGTERM) stops what `up` started: during the start, and
+    // with `--foreground` until then.
+    let stop = tokio_util::sync::CancellationToken::new();
+    mutt_worker::shutdown::on_signal(stop.clone());
     let mut stack = Stack::default();
     // Recorded as it starts, so that a failure half way leaves nothing `down` cannot stop.
-    let result = start(&dir, &settings, &mut stack).await;
+    let result = tokio::select! {
+        r = start(&dir, &settings, &mut stack) => r,
+        _ = stop.cancelled() => Err(anyhow::anyhow!("interrupted")),
+    };
     if let Err(e) = result {
         eprintln!("muttdev up failed: {e:#}\nstopping what it started");
         stop_all(&stack).await;
@@ -135,8 +143,6 @@ async fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     }
     if a.foreground {
         println!("\nattached: Ctrl-C stops everything");
-        let stop = tokio_util::sync::CancellationToken::new();
-        mutt_worker::shutdown::on_signal(stop.clone());
         stop.cancelled().await;
         stop_all(&stack).await;
         Stack::remove(&dir)?;

@@ -108,13 +108,18 @@ impl Stack {
     }
 }
 
-/// Whether a process runs (`kill -0`).
+/// Whether a process runs: it exists and is not a zombie (`up --foreground` is the parent
+/// of what it started, and reaps them only when it exits).
 pub(super) fn alive(pid: u32) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
+    Command::new("ps")
+        .args(["-o", "stat=", "-p", &pid.to_string()])
         .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .output()
+        .is_ok_and(|o| {
+            let stat = String::from_utf8_lossy(&o.stdout);
+            let stat = stat.trim();
+            o.status.success() && !stat.is_empty() && !stat.starts_with('Z')
+        })
 }
 
 /// Sends a signal (`TERM`, `INT`, `KILL`).
