@@ -592,6 +592,32 @@ async fn keys_secrets_and_retention() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(dry.stdout.contains("\"dry_run\": true"), "{dry:?}");
+    // Another mutt binary (`MUTT_BINARY`, or `--mutt`): one that does not exist fails
+    // with exit 1, the real one runs.
+    let mutt = mutt_binary()?.display().to_string();
+    let retention_env = [
+        ("MUTT_DATABASE_URL", env.database_url.as_str()),
+        ("MUTT_REDIS_URL", env.redis_url.as_str()),
+        ("MUTT_PREFIX", env.prefix.as_str()),
+    ];
+    let mut with_binary = retention_env.to_vec();
+    with_binary.push(("MUTT_BINARY", mutt.as_str()));
+    let by_env = muttdev(c, &["retention", "run", "--dry-run"], &with_binary).await?;
+    assert_eq!(by_env.code, 0, "{by_env:?}");
+    let missing = muttdev(
+        c,
+        &[
+            "retention",
+            "run",
+            "--dry-run",
+            "--mutt",
+            "/nonexistent/mutt",
+        ],
+        &retention_env,
+    )
+    .await?;
+    assert_eq!(missing.code, 1, "{missing:?}");
 
     drop(all);
     stop.cancel();

@@ -194,7 +194,10 @@ async fn up_starts_a_working_stack_from_nothing_and_down_stops_it() -> anyhow::R
         state.join("postgres").exists(),
         "state is kept without --purge"
     );
-    let purge = muttdev(&["down", "--purge", "--state-dir", &state_arg], &env)?;
+    // The state directory from the environment this time (`MUTTDEV_STATE_DIR`).
+    let mut with_dir = env.clone();
+    with_dir.push(("MUTTDEV_STATE_DIR", state_arg.clone()));
+    let purge = muttdev(&["down", "--purge"], &with_dir)?;
     assert!(purge.status.success());
     assert!(!state.exists());
     drop(guard);
