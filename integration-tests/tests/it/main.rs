@@ -4,6 +4,8 @@
 mod audit_roles;
 mod backpressure;
 mod bad_input;
+mod console;
+mod console_api;
 mod control;
 mod docs;
 mod faults;

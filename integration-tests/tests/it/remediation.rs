@@ -136,6 +136,12 @@ async fn poison_letters_are_parked_not_replayed() -> anyhow::Result<()> {
     );
     assert!(metric(&all.ops_url, "mutt_remediation_rounds_total").await >= 1.0);
     assert!(metric(&all.ops_url, "mutt_remediation_last_round_timestamp").await > 1.7e9);
+    // Parking is audited, and found by its operation (the filter once refused PARK).
+    let parks = api.get("/api/v2/audit?operation=PARK").await?;
+    assert!(
+        !parks["logs"].as_array().expect("logs").is_empty(),
+        "{parks}"
+    );
     let page = api.get("/api/v2/dlq/forwarder?parked=true").await?;
     let entries = page["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 10);

@@ -348,6 +348,10 @@ async fn the_retention_status_shows_runs_and_partitions() -> anyhow::Result<()> 
     );
     assert!(!runs[0]["report"]["archived"].as_array().unwrap().is_empty());
     assert!(status["last_run_at"].is_string());
+    // The run's audit row is found by its operation (the filter once refused RETAIN).
+    let audit = api.get("/api/v2/audit?operation=RETAIN").await?;
+    assert_eq!(audit["logs"].as_array().map(Vec::len), Some(1), "{audit}");
+    assert_eq!(audit["logs"][0]["changed_by"], "retention");
     let archive = status["partitions"]["event_audit_log_archive"]
         .as_array()
         .unwrap();

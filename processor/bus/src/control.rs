@@ -47,8 +47,9 @@ pub struct Snapshot {
     pub values: BTreeMap<String, String>,
 }
 
-/// What one process reported applying.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What one process reported applying, with its readiness and counters: the heartbeat the
+/// console's overview reads, so that it needs no access to every process's ops listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Applied {
     /// Consumer name.
     pub consumer: String,
@@ -61,6 +62,16 @@ pub struct Applied {
     pub generations: BTreeMap<String, i64>,
     /// When it last reported, ms since the epoch.
     pub seen_ms: i64,
+    /// What its `/ready` says (None: a process of a version that did not report it).
+    #[serde(default)]
+    pub ready: Option<bool>,
+    /// The checks behind `ready`, name → `ok`, `pending`, `held` or `error: …`.
+    #[serde(default)]
+    pub checks: BTreeMap<String, String>,
+    /// Its counters since it started (`events_accepted`, `alerts_delivered`, …), only those
+    /// of the roles it runs, so that summing them over processes counts each once.
+    #[serde(default)]
+    pub stats: BTreeMap<String, f64>,
 }
 
 /// An API key as every process sees it: the digest, never the key.
@@ -244,5 +255,18 @@ return tonumber(ARGV[1])
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_of_an_older_version_still_parses() {
+        let a: Applied =
+            serde_json::from_str(r#"{"consumer":"c","roles":["alerter"],"version":2,"seen_ms":1}"#)
+                .expect("parses");
+        assert_eq!((a.ready, a.checks.len(), a.stats.len()), (None, 0, 0));
     }
 }

@@ -16,6 +16,8 @@
 //! - [`claim`]: reclaiming idle pending entries, renewing our own, removing gone consumers.
 //! - [`dlq`]: moving entries to `{p}:dlq:<group>` with provenance, atomically with the ack.
 //! - [`trim`]: trimming streams below what every group has delivered and acknowledged.
+//! - [`stats`]: a stream's length, entries ever added, and its groups' lag, pending,
+//!   consumers and entries read (the console's overview).
 //! - [`guard`]: the webhook's shared circuit breaker and rate limit.
 //! - [`control`]: hot-setting snapshots, announcements, applied versions, the key registry.
 //! - [`auth`]: credentials that change while connections live (password rotation).
@@ -42,6 +44,7 @@ pub mod names;
 mod scripts;
 pub mod secrets;
 pub mod server;
+pub mod stats;
 pub mod trim;
 pub mod unhandled;
 

@@ -25,7 +25,7 @@ fn successor(id: (u64, u64)) -> (u64, u64) {
     }
 }
 
-fn text(v: &Value) -> Option<String> {
+pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
         Value::SimpleString(s) => Some(s.clone()),
@@ -54,6 +54,10 @@ pub struct GroupStats {
     pub lag: Option<u64>,
     /// The group's last-delivered id.
     pub last_delivered: String,
+    /// Consumers the group knows (gone ones included until removed).
+    pub consumers: u64,
+    /// Entries delivered to the group so far (Redis 7+; None when Redis cannot tell).
+    pub entries_read: Option<u64>,
 }
 
 impl Bus {
@@ -80,12 +84,17 @@ impl Bus {
                 _ => continue,
             };
             let (mut name, mut last, mut pending, mut lag) = (None, None, 0u64, None);
+            let (mut consumers, mut entries_read) = (0u64, None);
             for kv in fields.chunks(2) {
                 match (text(&kv[0]).as_deref(), kv.get(1)) {
                     (Some("name"), Some(v)) => name = text(v),
                     (Some("last-delivered-id"), Some(v)) => last = text(v),
                     (Some("pending"), Some(Value::Int(n))) => pending = (*n).max(0) as u64,
                     (Some("lag"), Some(Value::Int(n))) => lag = Some((*n).max(0) as u64),
+                    (Some("consumers"), Some(Value::Int(n))) => consumers = (*n).max(0) as u64,
+                    (Some("entries-read"), Some(Value::Int(n))) => {
+                        entries_read = Some((*n).max(0) as u64)
+                    }
                     _ => {}
                 }
             }
@@ -99,6 +108,8 @@ impl Bus {
                 pending,
                 lag,
                 last_delivered,
+                consumers,
+                entries_read,
             });
         }
         Ok(out)

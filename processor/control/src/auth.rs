@@ -18,7 +18,9 @@ const READ_ONLY_POSTS: &[&str] = &["/api/v2/rules/test"];
 
 /// The scope a request needs (None: public).
 pub(super) fn required_scope(method: &Method, path: &str) -> Option<Scope> {
-    if PUBLIC.contains(&path) {
+    // The console's files hold no data: whoever opens them still signs in with a key,
+    // which every API call then presents.
+    if PUBLIC.contains(&path) || path == "/ui" || path.starts_with("/ui/") {
         return None;
     }
     if method == Method::POST && READ_ONLY_POSTS.contains(&path) {
@@ -78,6 +80,12 @@ mod tests {
     #[test]
     fn scopes_by_method_and_path() {
         assert_eq!(required_scope(&Method::GET, "/api/v2/version"), None);
+        assert_eq!(required_scope(&Method::GET, "/ui/app.js"), None);
+        assert_eq!(
+            required_scope(&Method::GET, "/uix"),
+            Some(Scope::Read),
+            "only the console's own paths are public"
+        );
         assert_eq!(
             required_scope(&Method::GET, "/api/v2/rules"),
             Some(Scope::Read)

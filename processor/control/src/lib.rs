@@ -7,7 +7,8 @@
 //! # Layout
 //!
 //! - `service`: the operations, one module per resource (rules, hosts, teams, settings,
-//!   keys, dlq, secrets, slo, audit), and why one was [`Refused`](service::Refused).
+//!   keys, dlq, secrets, slo, audit, overview), and why one was
+//!   [`Refused`](service::Refused).
 //! - `v2`, `v1`: the routers and their handlers, adapters over the services.
 //! - `versions`: the API versions, deprecation and sunset, what v2 removed.
 //! - `auth`: the key and the scope each endpoint needs.
@@ -15,6 +16,8 @@
 //! - `state`: [`ControlState`], and the Prometheus client of the SLO endpoint.
 //! - `background`: publishing snapshots and keys, expiring keys, automatic DLQ replay,
 //!   retention on its schedule.
+//! - `ui`: the console, compiled in and served at `/ui/` under a strict
+//!   Content-Security-Policy.
 //! - [`retention`]: one retention pass (partitions, archive, config audit, parked dead
 //!   letters) under its lock; `mutt retention` runs it too.
 
@@ -24,6 +27,7 @@ mod extract;
 pub mod retention;
 pub mod service;
 mod state;
+mod ui;
 mod v1;
 mod v2;
 mod versions;
@@ -60,6 +64,7 @@ pub fn app(state: Arc<ControlState>) -> Router {
     Router::new()
         .nest("/api/v2", v2::router())
         .nest("/api/v1", v1::router())
+        .merge(ui::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

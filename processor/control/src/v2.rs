@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 use super::ControlState;
 use super::extract::{Body, Ctx, Params, PathParam, reason};
 use super::service::audit::{self, AuditQuery, EventQuery};
-use super::service::dlq::{self, Selection};
+use super::service::dlq::{self, Filter, Selection};
 use super::service::rules::{self, RuleBody, TestBody, rule_id};
-use super::service::{hosts, keys, retention, secrets, settings, slo, teams};
+use super::service::{hosts, keys, overview, retention, secrets, settings, slo, teams};
 use super::versions;
 use mutt_bus::dlq::Shelf;
 use mutt_worker::http::ApiError;
@@ -42,6 +42,8 @@ pub(super) fn router() -> Router<Arc<ControlState>> {
     Router::new()
         .route("/version", get(version))
         .route("/openapi.yaml", get(openapi))
+        .route("/overview", get(get_overview))
+        .route("/whoami", get(whoami))
         .route("/rules", get(list_rules).post(create_rule))
         .route("/rules/test", post(test_rule))
         .route(
@@ -84,6 +86,16 @@ async fn openapi() -> Response {
         OPENAPI,
     )
         .into_response()
+}
+
+/// The console's overview: streams, DLQs, processes, totals.
+async fn get_overview(State(s): S) -> Answer {
+    ok(overview::overview(&s).await?)
+}
+
+/// The calling key and what it may do.
+async fn whoami(ctx: Ctx) -> Answer {
+    ok(keys::whoami(&ctx.caller))
 }
 
 /// An optional reason, in the query string (deletions).
@@ -284,7 +296,7 @@ async fn list_dlqs(State(s): S) -> Answer {
     ok(json!({"dlqs": dlq::list(&s).await?}))
 }
 
-/// Paging through a DLQ.
+/// Paging through a DLQ, optionally filtered.
 #[derive(Debug, Default, Deserialize)]
 struct EntriesQuery {
     after: Option<String>,
@@ -292,6 +304,12 @@ struct EntriesQuery {
     /// The parked letters instead of the DLQ.
     #[serde(default)]
     parked: bool,
+    /// Only letters whose last error contains this text.
+    error_contains: Option<String>,
+    /// Only letters of this source entry.
+    source_id: Option<String>,
+    /// Only letters that first failed at least this long ago (humantime).
+    older_than: Option<String>,
 }
 
 async fn dlq_entries(
@@ -305,7 +323,8 @@ async fn dlq_entries(
     } else {
         Shelf::Active
     };
-    let (entries, next) = dlq::page(&s, g, shelf, q.after.as_deref(), q.limit).await?;
+    let filter = Filter::of_query(q.error_contains, q.source_id, q.older_than.as_deref())?;
+    let (entries, next) = dlq::page(&s, g, shelf, q.after.as_deref(), q.limit, &filter).await?;
     ok(json!({"entries": entries, "next": next}))
 }
 
@@ -316,7 +335,11 @@ async fn dlq_replay(
     Body(sel): Body<Selection>,
 ) -> Answer {
     let g = dlq::group(&name)?;
-    let why = reason(sel.reason.clone(), true)?;
+    // A dry run changes nothing and is not audited: it needs no reason.
+    let why = reason(sel.reason.clone(), !sel.dry_run)?;
+    if sel.dry_run {
+        return ok(dlq::dry_run(&s, g, &sel).await?);
+    }
     let replayed = dlq::replay(&s, g, &sel, ctx.actor(why)).await?;
     ok(json!({"replayed": replayed.len(), "ids": replayed}))
 }
@@ -328,7 +351,10 @@ async fn dlq_purge(
     Body(sel): Body<Selection>,
 ) -> Answer {
     let g = dlq::group(&name)?;
-    let why = reason(sel.reason.clone(), true)?;
+    let why = reason(sel.reason.clone(), !sel.dry_run)?;
+    if sel.dry_run {
+        return ok(dlq::dry_run(&s, g, &sel).await?);
+    }
     ok(json!({"purged": dlq::purge(&s, g, &sel, ctx.actor(why)).await?}))
 }
 

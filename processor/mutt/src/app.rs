@@ -250,7 +250,11 @@ pub(crate) async fn run(
     // The ops listener and the control-plane link outlive the roles, so that probes see
     // the drain and settings keep applying while work finishes.
     let ops_stop = CancellationToken::new();
-    let ops_task = tokio::spawn(ops::serve(ops_listener, ops_state, ops_stop.clone()));
+    let ops_task = tokio::spawn(ops::serve(
+        ops_listener,
+        ops_state.clone(),
+        ops_stop.clone(),
+    ));
     let live = Live {
         bus: bus.clone(),
         base: settings.hot.clone(),
@@ -261,6 +265,7 @@ pub(crate) async fn run(
         rules_changed: has(Role::Alerter).then(|| rules.reload_signal()),
         keys: (has(Role::Ingest) || has(Role::Control)).then(|| keys.clone()),
         credentials: creds.clone(),
+        ops: ops_state,
     };
     let live_task = tokio::spawn(live.run(ops_stop.clone()));
     if let Some(store) = &store {

@@ -6,6 +6,7 @@
 
 use std::sync::OnceLock;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -516,6 +517,25 @@ impl Metrics {
     }
 }
 
+/// The sum of every series of a labelled counter: a process's own total, which its
+/// heartbeat reports (the console shows totals, not label sets).
+pub fn counter_total(v: &IntCounterVec) -> u64 {
+    v.collect()
+        .iter()
+        .flat_map(|f| f.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
+/// The value of every series of a labelled gauge.
+pub fn gauge_values(v: &IntGaugeVec) -> Vec<i64> {
+    v.collect()
+        .iter()
+        .flat_map(|f| f.get_metric())
+        .map(|m| m.get_gauge().get_value() as i64)
+        .collect()
+}
+
 /// The process's metrics.
 pub fn metrics() -> &'static Metrics {
     static M: OnceLock<Metrics> = OnceLock::new();
@@ -533,5 +553,20 @@ mod tests {
         let text = m.render();
         assert!(text.contains("mutt_ingest_requests_total{reason=\"\",status=\"success\"} 1"));
         assert!(text.contains("mutt_build_info"));
+    }
+
+    #[test]
+    fn totals_sum_every_label_set() {
+        let r = Registry::new();
+        let c = counter_vec(&r, "t_total", "t", &["k"]);
+        c.with_label_values(&["a"]).inc_by(2);
+        c.with_label_values(&["b"]).inc_by(3);
+        assert_eq!(counter_total(&c), 5);
+        let g = gauge_vec(&r, "t_gauge", "t", &["k"]);
+        g.with_label_values(&["a"]).set(1);
+        g.with_label_values(&["b"]).set(-2);
+        let mut v = gauge_values(&g);
+        v.sort_unstable();
+        assert_eq!(v, vec![-2, 1]);
     }
 }

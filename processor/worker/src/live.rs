@@ -5,20 +5,24 @@
 //! is applied whole: the hot settings are rebuilt from the start values plus the snapshot's
 //! overrides and swapped in one `watch` send; work in progress finishes with the values it
 //! started with. Each process reports the version it applied, which is how an operator sees
-//! that a change reached every pod.
+//! that a change reached every pod, with its readiness and its counters (the console's
+//! overview reads these heartbeats instead of every process's ops listener).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mutt_bus::Bus;
 use mutt_bus::control::{Announcement, Applied};
 use mutt_core::hot::HotConfig;
+use mutt_telemetry::metrics::{counter_total, gauge_values};
 use mutt_telemetry::{LogHandle, metrics};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::KeyRing;
 use crate::credentials::Credentials;
+use crate::ops::OpsState;
 
 /// How often the snapshot version is polled.
 const POLL: Duration = Duration::from_secs(1);
@@ -47,6 +51,8 @@ pub struct Live {
     /// The credentials, to follow rotations; their generations are reported with the
     /// version.
     pub credentials: Credentials,
+    /// What `/ready` checks: the heartbeat reports the same readiness.
+    pub ops: OpsState,
 }
 
 impl Live {
@@ -145,15 +151,104 @@ impl Live {
     }
 
     async fn report(&self, version: i64) {
+        let (ready, checks) = self.ops.readiness().await;
         let applied = Applied {
             consumer: self.consumer.clone(),
             roles: self.roles.clone(),
             version,
             generations: self.credentials.generations().borrow().clone(),
             seen_ms: mutt_core::now_ms(),
+            ready: Some(ready),
+            checks,
+            stats: stats(&self.roles),
         };
         if let Err(e) = self.bus.report_applied(&applied).await {
             tracing::debug!(error = %e, "reporting the applied version");
         }
+    }
+}
+
+/// This process's counters for its heartbeat, only those of the roles it runs: a key is
+/// present exactly when the process produces it, so the console sums a key over processes
+/// without counting a zero of a process that cannot move it.
+fn stats(roles: &[String]) -> BTreeMap<String, f64> {
+    let m = metrics();
+    let has = |r: &str| roles.iter().any(|x| x == r);
+    let mut out = BTreeMap::new();
+    let mut put = |k: &str, v: u64| {
+        out.insert(k.to_string(), v as f64);
+    };
+    if has("ingest") {
+        put(
+            "events_accepted",
+            m.ingest_events.with_label_values(&["accepted"]).get(),
+        );
+        put(
+            "events_rejected",
+            m.ingest_events.with_label_values(&["rejected"]).get(),
+        );
+        put("events_shed", counter_total(&m.ingest_shed));
+    }
+    if has("alerter") {
+        put("events_processed", counter_total(&m.alerter_events));
+        put("alerts_raised", counter_total(&m.alerter_alerts));
+        // Outages hold batches (they never dead-letter them): how many are held now.
+        put(
+            "writes_held",
+            gauge_values(&m.writes_held).iter().sum::<i64>().max(0) as u64,
+        );
+    }
+    if has("forwarder") {
+        // An alert counts as delivered once its 2xx was acknowledged (`success`), and as
+        // dead-lettered once it is in the DLQ (`dlq`): the two final outcomes.
+        put(
+            "alerts_delivered",
+            m.moog_alerts.with_label_values(&["success"]).get(),
+        );
+        put(
+            "alerts_dead_lettered",
+            m.moog_alerts.with_label_values(&["dlq"]).get(),
+        );
+        put("rate_limit_hits", m.rate_limit_waits.get());
+        // The breaker gauge is 0 closed, 1 open, 2 half-open: only open stops deliveries.
+        put(
+            "breaker_open",
+            u64::from(gauge_values(&m.breaker_state).contains(&1)),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_are_those_of_the_roles_run() {
+        let roles = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let keys = |r: &[&str]| stats(&roles(r)).into_keys().collect::<Vec<_>>();
+        assert_eq!(
+            keys(&["ingest", "control"]),
+            ["events_accepted", "events_rejected", "events_shed"]
+        );
+        assert_eq!(
+            keys(&["alerter"]),
+            ["alerts_raised", "events_processed", "writes_held"]
+        );
+        assert_eq!(
+            keys(&["forwarder"]),
+            [
+                "alerts_dead_lettered",
+                "alerts_delivered",
+                "breaker_open",
+                "rate_limit_hits"
+            ]
+        );
+        assert!(keys(&["control"]).is_empty());
+        metrics()
+            .moog_alerts
+            .with_label_values(&["success"])
+            .inc_by(3);
+        assert!(stats(&roles(&["forwarder"]))["alerts_delivered"] >= 3.0);
     }
 }

@@ -1,5 +1,6 @@
 //! The ops listener of every process: liveness, readiness, metrics.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mutt_bus::Bus;
 use mutt_store::Store;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 /// A condition a role reports for readiness (rules loaded, audit writes flowing, …). It
@@ -93,6 +94,38 @@ pub struct OpsState {
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The answer of a dependency check: `ok`, or why not.
+async fn check<E: std::fmt::Display>(
+    probe: impl std::future::Future<Output = Result<(), E>>,
+) -> String {
+    match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
+        Ok(Ok(())) => "ok".to_string(),
+        Ok(Err(e)) => format!("error: {e}"),
+        Err(_) => "error: timed out".to_string(),
+    }
+}
+
+impl OpsState {
+    /// Whether this process is ready, and each check: Redis and PostgreSQL (`ok` or
+    /// `error: …`) and the role flags (`ok`, `pending`, `held`). `/ready` answers it and the
+    /// heartbeat reports it, so that the console and the probes never disagree.
+    pub async fn readiness(&self) -> (bool, BTreeMap<String, String>) {
+        let mut checks = BTreeMap::new();
+        if let Some(bus) = &self.bus {
+            checks.insert("redis".to_string(), check(bus.ping()).await);
+        }
+        if let Some(store) = &self.store {
+            checks.insert("postgres".to_string(), check(store.ping()).await);
+        }
+        let mut ok = checks.values().all(|v| v == "ok");
+        for f in &self.flags {
+            ok &= f.get();
+            checks.insert(f.name.into(), f.state().into());
+        }
+        (ok, checks)
+    }
+}
+
 async fn health(State(s): State<Arc<OpsState>>) -> Response {
     axum::Json(json!({
         "status": "ok",
@@ -105,32 +138,7 @@ async fn health(State(s): State<Arc<OpsState>>) -> Response {
 }
 
 async fn ready(State(s): State<Arc<OpsState>>) -> Response {
-    let mut checks = Map::new();
-    let mut ok = true;
-    if let Some(bus) = &s.bus {
-        let r = tokio::time::timeout(CHECK_TIMEOUT, bus.ping()).await;
-        let v = match r {
-            Ok(Ok(())) => "ok".to_string(),
-            Ok(Err(e)) => format!("error: {e}"),
-            Err(_) => "error: timed out".to_string(),
-        };
-        ok &= v == "ok";
-        checks.insert("redis".into(), Value::String(v));
-    }
-    if let Some(store) = &s.store {
-        let r = tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await;
-        let v = match r {
-            Ok(Ok(())) => "ok".to_string(),
-            Ok(Err(e)) => format!("error: {e}"),
-            Err(_) => "error: timed out".to_string(),
-        };
-        ok &= v == "ok";
-        checks.insert("postgres".into(), Value::String(v));
-    }
-    for f in &s.flags {
-        ok &= f.get();
-        checks.insert(f.name.into(), Value::String(f.state().into()));
-    }
+    let (ok, checks) = s.readiness().await;
     let status = if ok {
         StatusCode::OK
     } else {

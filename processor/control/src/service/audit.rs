@@ -26,7 +26,7 @@ pub struct AuditQuery {
 }
 
 const OPERATIONS: &[&str] = &[
-    "CREATE", "UPDATE", "DELETE", "REPLAY", "PURGE", "ROTATE", "REVOKE", "EXPIRE",
+    "CREATE", "UPDATE", "DELETE", "REPLAY", "PURGE", "ROTATE", "REVOKE", "EXPIRE", "RETAIN", "PARK",
 ];
 
 /// A page of the config audit trail, newest first.

@@ -20,6 +20,11 @@ use crate::ControlState;
 pub const GROUPS: &[&str] = &[ALERTER_GROUP, FORWARDER_GROUP];
 /// Most dead letters one replay or purge selects by scanning.
 const SCAN_LIMIT: usize = 100_000;
+/// Most dead letters one filtered page reads: a filter that matches little answers a short
+/// page with `next` rather than scanning the whole DLQ in one request.
+const PAGE_SCAN: usize = 10_000;
+/// Letters read per round trip while filtering.
+const FILTER_CHUNK: usize = 500;
 
 /// The group of a DLQ name.
 pub fn group(name: &str) -> Result<&'static str, Refused> {
@@ -113,13 +118,93 @@ fn letter_json(group: &str, e: &StreamEntry) -> Value {
     })
 }
 
-/// Up to `limit` (1–200) dead letters of `g` after `after`, and the cursor of the next page.
+/// Which dead letters a page, a replay or a purge keeps: the one predicate of all three.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Text in the last error.
+    error_contains: Option<String>,
+    /// The source entry's id.
+    source_id: Option<String>,
+    /// Only letters that first failed at or before this time, ms since the epoch.
+    failed_by_ms: Option<i64>,
+}
+
+impl Filter {
+    /// A filter; `older_than` is a duration (`10m`, `2h`) before `now_ms`, and a bad one is
+    /// refused with `bad` (a query's or a body's error).
+    pub fn new(
+        error_contains: Option<String>,
+        source_id: Option<String>,
+        older_than: Option<&str>,
+        now_ms: i64,
+        bad: fn(String) -> Refused,
+    ) -> Result<Self, Refused> {
+        let failed_by_ms = older_than
+            .map(|v| {
+                humantime::parse_duration(v.trim())
+                    .map(|d| {
+                        now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                    })
+                    .map_err(|e| bad(format!("{v:?} is not a duration such as 10m: {e}")))
+            })
+            .transpose()?;
+        Ok(Self {
+            error_contains,
+            source_id,
+            failed_by_ms,
+        })
+    }
+
+    /// The filter of a page's query string, from now (a bad age is an `invalid_query`).
+    pub fn of_query(
+        error_contains: Option<String>,
+        source_id: Option<String>,
+        older_than: Option<&str>,
+    ) -> Result<Self, Refused> {
+        Self::new(
+            error_contains,
+            source_id,
+            older_than,
+            mutt_core::now_ms(),
+            |m| Refused::query(format!("older_than: {m}")),
+        )
+    }
+
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// Whether `e` passes. A letter without its first failure time (none is written
+    /// without one, but a stream may be edited by hand) is as old as its DLQ entry.
+    pub fn keeps(&self, e: &StreamEntry) -> bool {
+        let first_failure = || {
+            e.text(dlq::FIRST_FAILURE_MS)
+                .and_then(|v| v.parse::<i64>().ok())
+                .or_else(|| mutt_bus::entry::id_millis(&e.id))
+        };
+        self.error_contains
+            .as_deref()
+            .is_none_or(|t| e.text(dlq::LAST_ERROR).is_some_and(|err| err.contains(t)))
+            && self
+                .source_id
+                .as_deref()
+                .is_none_or(|id| e.text(dlq::SOURCE_ID) == Some(id))
+            && self
+                .failed_by_ms
+                .is_none_or(|by| first_failure().is_some_and(|t| t <= by))
+    }
+}
+
+/// Up to `limit` (1–200) dead letters of `g` after `after` that `filter` keeps, and the
+/// cursor of the next page. A filtered page reads at most `PAGE_SCAN` letters: it may hold
+/// fewer than `limit` with a `next` to go on from; `next` is None only at the end.
 pub async fn page(
     s: &ControlState,
     g: &str,
     shelf: Shelf,
     after: Option<&str>,
     limit: Option<u32>,
+    filter: &Filter,
 ) -> Result<(Vec<Value>, Option<String>), Refused> {
     if let Some(a) = after {
         check_id(a)?;
@@ -132,11 +217,39 @@ pub async fn page(
     if limit == 0 || limit > 200 {
         return Err(Refused::query("limit: from 1 to 200"));
     }
-    let list = s.bus.dlq_entries(g, shelf, after, limit as usize).await?;
-    let next = (list.len() == limit as usize)
-        .then(|| list.last().map(|e| e.id.clone()))
-        .flatten();
-    Ok((list.iter().map(|e| letter_json(g, e)).collect(), next))
+    let limit = limit as usize;
+    // Unfiltered, one read is the page; filtered, larger reads until the page is full.
+    let chunk = if filter.is_empty() {
+        limit
+    } else {
+        FILTER_CHUNK
+    };
+    let mut out = Vec::new();
+    let mut cursor = after.map(str::to_string);
+    let mut scanned = 0;
+    loop {
+        let list = s
+            .bus
+            .dlq_entries(g, shelf, cursor.as_deref(), chunk)
+            .await?;
+        let n = list.len();
+        scanned += n;
+        for e in list {
+            cursor = Some(e.id.clone());
+            if filter.keeps(&e) {
+                out.push(letter_json(g, &e));
+                if out.len() == limit {
+                    return Ok((out, cursor));
+                }
+            }
+        }
+        if n < chunk {
+            return Ok((out, None));
+        }
+        if scanned >= PAGE_SCAN {
+            return Ok((out, cursor));
+        }
+    }
 }
 
 /// Which dead letters a replay or purge takes.
@@ -152,10 +265,15 @@ pub struct Selection {
     error_contains: Option<String>,
     /// Only those that came from this source entry.
     source_id: Option<String>,
+    /// Only those that first failed at least this long ago (humantime: `10m`, `2h`).
+    older_than: Option<String>,
     /// From the parked letters instead of the DLQ.
     #[serde(default)]
     parked: bool,
-    /// Why (required).
+    /// Only say what would be taken: nothing changes, nothing is audited.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Why (required, except for a dry run).
     pub reason: Option<String>,
 }
 
@@ -167,24 +285,26 @@ impl Selection {
             Shelf::Active
         }
     }
+
+    fn filter(&self) -> Result<Filter, Refused> {
+        Filter::new(
+            self.error_contains.clone(),
+            self.source_id.clone(),
+            self.older_than.as_deref(),
+            mutt_core::now_ms(),
+            |m| Refused::invalid("older_than", m),
+        )
+    }
 }
 
 async fn select(s: &ControlState, g: &str, sel: &Selection) -> Result<Vec<StreamEntry>, Refused> {
-    let filtered = sel.error_contains.is_some() || sel.source_id.is_some();
-    if sel.ids.is_none() && !sel.all && !filtered {
+    let filter = sel.filter()?;
+    if sel.ids.is_none() && !sel.all && filter.is_empty() {
         return Err(Refused::bad(
-            "say which dead letters: ids, all, error_contains or source_id",
+            "say which dead letters: ids, all, error_contains, source_id or older_than",
         ));
     }
-    let keep = |e: &StreamEntry| {
-        sel.error_contains
-            .as_deref()
-            .is_none_or(|t| e.text(dlq::LAST_ERROR).is_some_and(|err| err.contains(t)))
-            && sel
-                .source_id
-                .as_deref()
-                .is_none_or(|id| e.text(dlq::SOURCE_ID) == Some(id))
-    };
+    let keep = |e: &StreamEntry| filter.keeps(e);
     if let Some(ids) = &sel.ids {
         if ids.len() > 10_000 {
             return Err(Refused::bad("ids: at most 10000 at once"));
@@ -220,7 +340,7 @@ fn summary(ids: &[String], sel: &Selection) -> Value {
     json!({
         "count": ids.len(),
         "ids": ids.iter().take(100).collect::<Vec<_>>(),
-        "filter": {"all": sel.all, "error_contains": sel.error_contains, "source_id": sel.source_id, "ids_given": sel.ids.as_ref().map(Vec::len), "parked": sel.parked},
+        "filter": {"all": sel.all, "error_contains": sel.error_contains, "source_id": sel.source_id, "older_than": sel.older_than, "ids_given": sel.ids.as_ref().map(Vec::len), "parked": sel.parked},
     })
 }
 
@@ -243,6 +363,14 @@ async fn audit(
         new,
     };
     s.store.record_change(actor, &change).await.map(drop)
+}
+
+/// What a replay or purge of `sel` would take, for a confirmation that says how many:
+/// `{dry_run, count, ids}` (the first 100 ids). Nothing changes and nothing is audited.
+pub async fn dry_run(s: &ControlState, g: &str, sel: &Selection) -> Result<Value, Refused> {
+    let letters = select(s, g, sel).await?;
+    let ids: Vec<&str> = letters.iter().take(100).map(|e| e.id.as_str()).collect();
+    Ok(json!({"dry_run": true, "count": letters.len(), "ids": ids}))
 }
 
 /// Replays the selected dead letters of `g` to their source; returns the ids replayed.
@@ -454,4 +582,77 @@ pub async fn auto_replay(
         .with_label_values(&[g, "auto"])
         .inc_by(done.len() as u64);
     Ok(round)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(id: &str, error: &str, source: &str, first_ms: Option<i64>) -> StreamEntry {
+        let mut fields = vec![
+            (dlq::LAST_ERROR.to_string(), error.as_bytes().to_vec()),
+            (dlq::SOURCE_ID.to_string(), source.as_bytes().to_vec()),
+        ];
+        if let Some(ms) = first_ms {
+            fields.push((
+                dlq::FIRST_FAILURE_MS.to_string(),
+                ms.to_string().into_bytes(),
+            ));
+        }
+        StreamEntry {
+            id: id.into(),
+            fields,
+        }
+    }
+
+    fn filter(error: Option<&str>, source: Option<&str>, older: Option<&str>) -> Filter {
+        Filter::new(
+            error.map(str::to_string),
+            source.map(str::to_string),
+            older,
+            1_000_000,
+            Refused::query,
+        )
+        .expect("a valid filter")
+    }
+
+    #[test]
+    fn one_predicate_for_every_filter() {
+        let l = letter("900000-0", "webhook refused with 400", "5-0", Some(400_000));
+        assert!(filter(None, None, None).is_empty());
+        assert!(filter(None, None, None).keeps(&l));
+        assert!(filter(Some("refused"), Some("5-0"), None).keeps(&l));
+        assert!(!filter(Some("timeout"), None, None).keeps(&l));
+        assert!(!filter(None, Some("6-0"), None).keeps(&l));
+        // First failed 600 s before "now": older than 10m, not older than 11m.
+        assert!(filter(None, None, Some("10m")).keeps(&l));
+        assert!(!filter(None, None, Some("11m")).keeps(&l));
+        // Without its first failure time, a letter is as old as its DLQ entry (100 s).
+        let bare = letter("900000-0", "x", "5-0", None);
+        assert!(filter(None, None, Some("1m")).keeps(&bare));
+        assert!(!filter(None, None, Some("2m")).keeps(&bare));
+    }
+
+    #[test]
+    fn a_bad_age_is_refused_naming_the_field() {
+        let e = Filter::of_query(None, None, Some("soon")).expect_err("refused");
+        let Refused::Invalid { code, message, .. } = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(code, "invalid_query");
+        assert!(message.starts_with("older_than: \"soon\""), "{message}");
+    }
+
+    #[test]
+    fn a_selection_knows_its_new_fields() {
+        let sel: Selection =
+            serde_json::from_value(json!({"older_than": "1h", "dry_run": true})).expect("parses");
+        assert!(sel.dry_run && sel.reason.is_none());
+        assert!(!sel.filter().expect("valid").is_empty());
+        let bad: Selection = serde_json::from_value(json!({"older_than": "x"})).expect("parses");
+        let Err(Refused::Invalid { message, .. }) = bad.filter() else {
+            panic!("refused")
+        };
+        assert!(message.starts_with("older_than: "), "{message}");
+    }
 }

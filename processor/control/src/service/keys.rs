@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 
 use super::Refused;
 use crate::ControlState;
-use mutt_worker::auth::{BOOTSTRAP, Scope, digest_hex};
+use mutt_worker::auth::{BOOTSTRAP, Caller, Scope, digest_hex};
+use serde_json::{Value, json};
 
 /// A new random key: 32 bytes from the operating system, hex, with a prefix that secret
 /// scanners can recognise.
@@ -41,6 +42,19 @@ pub fn check_name(name: &str) -> Result<(), Refused> {
             "name: 1–100 letters, digits or - _ . : @ (and not \"bootstrap\")",
         ))
     }
+}
+
+/// The calling key: its name, its scopes, and every scope it allows (admin allows
+/// everything, write includes read), so that the console hides what the key cannot do
+/// without knowing those rules.
+pub fn whoami(caller: &Caller) -> Value {
+    let scopes: Vec<&str> = caller.scopes.iter().map(|s| s.as_str()).collect();
+    let allows: Vec<&str> = [Scope::Ingest, Scope::Read, Scope::Write, Scope::Admin]
+        .into_iter()
+        .filter(|s| caller.may(*s))
+        .map(Scope::as_str)
+        .collect();
+    json!({"name": caller.name, "scopes": scopes, "allows": allows})
 }
 
 /// Every key, newest first (never a digest).
@@ -187,5 +201,30 @@ pub async fn sync(s: &ControlState) -> Result<(), Refused> {
 async fn publish(s: &ControlState) {
     if let Err(e) = sync(s).await {
         tracing::warn!(error = ?e, "keys not yet published; the background sync retries");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whoami_says_what_a_key_allows() {
+        let caller = |scopes: &[Scope]| Caller {
+            name: "k".into(),
+            scopes: scopes.to_vec(),
+        };
+        assert_eq!(
+            whoami(&caller(&[Scope::Read])),
+            json!({"name": "k", "scopes": ["read"], "allows": ["read"]})
+        );
+        assert_eq!(
+            whoami(&caller(&[Scope::Write]))["allows"],
+            json!(["read", "write"])
+        );
+        assert_eq!(
+            whoami(&caller(&[Scope::Admin]))["allows"],
+            json!(["ingest", "read", "write", "admin"])
+        );
     }
 }

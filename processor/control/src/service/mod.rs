@@ -9,17 +9,20 @@
 //! - [`rules`], [`hosts`], [`teams`]: the routing data the alerters load.
 //! - [`settings`]: hot settings, their snapshots and which version each process applied.
 //! - [`keys`]: API keys: created and rotated (shown once), revoked, published with the
-//!   version of the key set.
+//!   version of the key set; the calling key's own scopes (`whoami`).
 //! - [`dlq`]: dead letters: listed, replayed, purged, and the automatic replay.
 //! - [`secrets`]: credential rotations: stage, promote, retire, with their Redis steps.
 //! - [`slo`]: the service-level objectives, asked of Prometheus.
 //! - [`retention`]: the retention policy, its runs, schedule and partitions.
 //! - [`audit`]: the config and event audit trails, queried.
+//! - [`overview`]: what the console polls: streams, groups, DLQs, every process's
+//!   readiness and counters, from Redis only.
 
 pub mod audit;
 pub mod dlq;
 pub mod hosts;
 pub mod keys;
+pub mod overview;
 pub mod retention;
 pub mod rules;
 pub mod secrets;

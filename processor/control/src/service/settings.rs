@@ -125,8 +125,20 @@ pub async fn set(
 /// The version in force, and what every live process applied.
 pub async fn versions(s: &ControlState) -> Result<(i64, Vec<Applied>), Refused> {
     let (version, _) = current(s).await?;
-    let applied = s.bus.applied_versions(STALE, mutt_core::now_ms()).await?;
-    Ok((version, applied))
+    Ok((version, applied(s).await?))
+}
+
+/// The version Redis holds, and what every live process applied: [`versions`] without
+/// PostgreSQL, for the overview that the console polls every few seconds. Redis holds what
+/// the processes apply, and the background sync republishes a version it lacks.
+pub async fn live_versions(s: &ControlState) -> Result<(i64, Vec<Applied>), Refused> {
+    let version = s.bus.snapshot().await?.map_or(0, |snap| snap.version);
+    Ok((version, applied(s).await?))
+}
+
+/// What every live process reported.
+async fn applied(s: &ControlState) -> Result<Vec<Applied>, Refused> {
+    Ok(s.bus.applied_versions(STALE, mutt_core::now_ms()).await?)
 }
 
 /// Republishes the newest snapshot to Redis when Redis does not hold it (lost, or its
