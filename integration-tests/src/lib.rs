@@ -10,6 +10,7 @@
 //! - [`env`](mod@env): [`TestEnv`], a fresh key prefix and database per test, dropped at the
 //!   end; the `mutt` binary; a group's lag and pending.
 //! - [`mutt`]: [`Mutt`], one `mutt` process from a [`MuttConfig`]; SIGTERM or kill -9.
+//! - [`otlp`]: [`Collector`](otlp::Collector), an OTLP trace receiver (gRPC or HTTP).
 //! - [`servers`]: private Redis, PostgreSQL and Prometheus servers on free ports.
 //! - [`proxy`]: [`Proxy`], a TCP proxy that can be cut or muted, an outage on demand.
 //! - [`api`]: posting events, the control API, metrics, streams, the webhook sink.
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod env;
 pub mod mutt;
+pub mod otlp;
 pub mod proxy;
 pub mod rig;
 pub mod servers;
@@ -30,6 +32,7 @@ pub use mutt::*;
 pub use mutt_devkit::local::{free_port, postgres_server_url, redis_url};
 pub use mutt_devkit::samples;
 pub use mutt_devkit::sink::{Behaviour, Sink};
+pub use otlp::{Collector, Got, grpc_collector, http_collector, http_collector_on};
 pub use proxy::*;
 pub use rig::*;
 pub use servers::postgres::{PostgresServer, can_connect};

@@ -1,6 +1,12 @@
 //! A webhook receiver that stands in for Moogsoft: it accepts the payloads MUTT sends
 //! (one event, or `{"events": [...]}`), counts them by `external_id`, and can be told to
-//! fail or hang, to rehearse outages.
+//! fail or hang, to rehearse outages — in code ([`Sink::set_behaviour`]) or over HTTP
+//! (`PUT /behaviour`), so that a test outside the process (the compose stack's) can too.
+//!
+//! Routes: `POST /` and `POST /<any path>` receive; `GET /stats` counts; `GET /events`
+//! lists the kept payloads (`muttdev sink --keep`); `PUT /behaviour` takes
+//! `{"mode": "accept"}`, `{"mode": "fail", "status": 503, "retry_after": 5}` or
+//! `{"mode": "hang", "ms": 2000}`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,7 +18,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -108,6 +114,9 @@ impl Sink {
         }));
         let app = Router::new()
             .route("/stats", get(stats))
+            // `/events` is also where MUTT is told to deliver (`Sink::url`).
+            .route("/events", get(events).post(receive))
+            .route("/behaviour", put(behaviour))
             .route("/{*path}", post(receive))
             .route("/", post(receive))
             .with_state(seen.clone());
@@ -178,6 +187,62 @@ async fn stats(State(seen): State<Arc<Mutex<Seen>>>) -> Response {
         .sum();
     axum::Json(json!({"requests": s.requests, "unique": s.by_external_id.len(), "duplicates": dup}))
         .into_response()
+}
+
+/// The kept payloads, in arrival order (409 when the sink only counts).
+async fn events(State(seen): State<Arc<Mutex<Seen>>>) -> Response {
+    let s = lock(&seen);
+    if !s.keep_events {
+        return (
+            StatusCode::CONFLICT,
+            "this sink only counts: start it with --keep to list payloads",
+        )
+            .into_response();
+    }
+    axum::Json(json!({"events": s.events})).into_response()
+}
+
+/// How the sink should answer from now on, as `PUT /behaviour` takes it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+enum BehaviourBody {
+    Accept,
+    Fail {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    Hang {
+        ms: u64,
+    },
+}
+
+async fn behaviour(State(seen): State<Arc<Mutex<Seen>>>, body: Bytes) -> Response {
+    let b = match serde_json::from_slice::<BehaviourBody>(&body) {
+        Ok(BehaviourBody::Accept) => Behaviour::Accept,
+        Ok(BehaviourBody::Fail {
+            status,
+            retry_after,
+        }) if (400..600).contains(&status) => Behaviour::Fail(status, retry_after),
+        Ok(BehaviourBody::Fail { status, .. }) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("status {status}: a failure is 400 to 599"),
+            )
+                .into_response();
+        }
+        Ok(BehaviourBody::Hang { ms }) => Behaviour::Hang(Duration::from_millis(ms)),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{e}: send {{\"mode\": \"accept\"}}, {{\"mode\": \"fail\", \"status\": 503}} or {{\"mode\": \"hang\", \"ms\": 2000}}"
+                ),
+            )
+                .into_response();
+        }
+    };
+    lock(&seen).behaviour = b;
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn receive(
@@ -267,4 +332,64 @@ async fn receive(
         }
     }
     (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn started(keep: bool) -> (Sink, CancellationToken, String) {
+        let stop = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sink = Sink::start(listener, keep, stop.clone()).unwrap();
+        let base = format!("http://{}", sink.addr);
+        (sink, stop, base)
+    }
+
+    #[tokio::test]
+    async fn told_over_http_to_fail_then_to_accept() {
+        let (sink, stop, base) = started(true).await;
+        let http = reqwest::Client::new();
+        let put = |body: Value| http.put(format!("{base}/behaviour")).json(&body).send();
+        let alert = json!({"external_id": "e-1", "description": "x"});
+
+        let r = put(json!({"mode": "fail", "status": 503, "retry_after": 2}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        let r = http.post(sink.url()).json(&alert).send().await.unwrap();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "2");
+        assert_eq!(sink.unique(), 0);
+
+        for bad in [
+            json!({"mode": "fail", "status": 200}),
+            json!({"mode": "explode"}),
+        ] {
+            let r = put(bad.clone()).await.unwrap();
+            assert_eq!(r.status(), 400, "{bad}");
+        }
+
+        assert_eq!(put(json!({"mode": "accept"})).await.unwrap().status(), 204);
+        let r = http.post(sink.url()).json(&alert).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let listed: Value = http
+            .get(format!("{base}/events"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed["events"][0]["external_id"], "e-1");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_counting_sink_lists_no_payloads() {
+        let (_sink, stop, base) = started(false).await;
+        let r = reqwest::get(format!("{base}/events")).await.unwrap();
+        assert_eq!(r.status(), 409);
+        stop.cancel();
+    }
 }

@@ -78,12 +78,17 @@ export async function render(root, { api, can, announce, isCurrent }) {
     );
   }
 
+  // Each watch has a generation: a newer change supersedes the watch of an older one, and
+  // an answer that arrives for a superseded watch is dropped, so the page never shows an
+  // older version's "Converged" after a newer change.
+  let generation = 0;
+
   // Shows which processes applied `version`; polls until every live one did.
-  async function watch(version, startedAt) {
-    if (stopped) return;
+  async function watch(version, startedAt, gen = ++generation) {
+    if (stopped || gen !== generation) return;
     try {
       const v = await api('GET', '/config/versions');
-      if (stopped) return;
+      if (stopped || gen !== generation) return;
       const procs = v.consumers || [];
       const applied = procs.filter((p) => p.version >= version).length;
       const done = procs.length > 0 && applied === procs.length;
@@ -110,7 +115,16 @@ export async function render(root, { api, can, announce, isCurrent }) {
     } catch (e) {
       convergence.append(h('p.error', null, `Could not read the versions: ${errorText(e)}`));
     }
-    timer = setTimeout(() => watch(version, startedAt), POLL_MS);
+    timer = setTimeout(() => watch(version, startedAt, gen), POLL_MS);
+  }
+
+  // What the page says between a change and the first answer about it.
+  function waitingFor(version) {
+    replace(
+      convergence,
+      h('h2', { id: 'conv-h' }, 'Convergence'),
+      h('p', { class: 'convergence', 'data-testid': 'convergence', 'data-converged': 'false' }, `Waiting for the processes to apply version ${version}…`),
+    );
   }
 
   form.addEventListener('submit', async (e) => {
@@ -135,8 +149,10 @@ export async function render(root, { api, can, announce, isCurrent }) {
       announce(`Changed ${r.key} from ${r.old_value} to ${r.new_value} (version ${r.version})`);
       fReason.input.value = '';
       clearTimeout(timer);
+      const gen = ++generation;
+      waitingFor(r.version);
       await loadSettings();
-      watch(r.version, Date.now());
+      watch(r.version, Date.now(), gen);
     } catch (ex) {
       // A refused value is the value's fault unless the API names another field.
       const target = ex.field === 'reason' ? fReason : ex.status === 400 ? fValue : null;

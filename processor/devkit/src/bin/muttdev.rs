@@ -38,11 +38,15 @@ enum Command {
     Load(load::LoadPlan),
     /// Runs a whole stack on this machine under load and measures it (see BENCHMARKS.md).
     Bench(BenchPlan),
-    /// Runs a webhook receiver that counts alerts by external_id (GET /stats).
+    /// Runs a webhook receiver that counts alerts by external_id (GET /stats), and can be
+    /// told to fail or hang (PUT /behaviour).
     Sink {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: SocketAddr,
+        /// Keep every payload, listed by GET /events (tests; memory grows with traffic).
+        #[arg(long)]
+        keep: bool,
     },
     /// Prints the Prometheus recording rules and burn-rate alerts of MUTT's SLOs
     /// (ops/prometheus/mutt-slo.rules.yml is this output).
@@ -134,10 +138,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Command::Sink { listen } => {
+        Command::Sink { listen, keep } => {
             let stop = CancellationToken::new();
             let listener = tokio::net::TcpListener::bind(listen).await?;
-            let s = sink::Sink::start(listener, false, stop.clone())?;
+            let s = sink::Sink::start(listener, keep, stop.clone())?;
             println!("webhook sink on {} (GET http://{}/stats)", s.url(), s.addr);
             let mut last = 0;
             // SIGTERM too: as a container's PID 1 the sink must stop on `docker stop`.
