@@ -37,6 +37,23 @@ impl std::fmt::Debug for Bus {
     }
 }
 
+/// How long sent data may stay unacknowledged, or an idle connection unanswered to
+/// keepalive probes, before the kernel declares the connection dead.
+const DEAD_PEER: Duration = Duration::from_secs(15);
+
+/// A connection whose packets vanish (a network cut, a container moved to another
+/// address) sends no RST: without these options it looks alive for the ~15 minutes of
+/// the kernel's retransmissions, every command on it times out, and the connection
+/// manager never reconnects, because a timeout is not a dropped connection. With them the
+/// kernel drops it after [`DEAD_PEER`], and the manager reconnects at the next command.
+fn dead_peer_detection(tcp: redis::io::tcp::TcpSettings) -> redis::io::tcp::TcpSettings {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(2))
+        .with_retries(3);
+    tcp.set_keepalive(keepalive).set_user_timeout(DEAD_PEER)
+}
+
 fn manager_config(response_timeout: Duration, auth: Option<&RedisAuth>) -> ConnectionManagerConfig {
     let config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(response_timeout))
@@ -65,7 +82,7 @@ impl Bus {
         // Nagle's algorithm with the server's delayed ACKs adds 40 ms to a request written
         // in more than one segment; commands here are latency-bound.
         let info = redis::IntoConnectionInfo::into_connection_info(url)?;
-        let tcp = info.tcp_settings().clone().set_nodelay(true);
+        let tcp = dead_peer_detection(info.tcp_settings().clone().set_nodelay(true));
         let client = Client::open(info.set_tcp_settings(tcp))?;
         let conn = ConnectionManager::new_with_config(
             client.clone(),
