@@ -10,7 +10,7 @@
 //! - [`env`](mod@env): [`TestEnv`], a fresh key prefix and database per test, dropped at the
 //!   end; the `mutt` binary; a group's lag and pending.
 //! - [`mutt`]: [`Mutt`], one `mutt` process from a [`MuttConfig`]; SIGTERM or kill -9.
-//! - [`otlp`]: [`Collector`](otlp::Collector), an OTLP trace receiver (gRPC or HTTP).
+//! - [`otlp`]: [`Collector`], an OTLP trace receiver (gRPC or HTTP).
 //! - [`servers`]: private Redis, PostgreSQL and Prometheus servers on free ports.
 //! - [`proxy`]: [`Proxy`], a TCP proxy that can be cut or muted, an outage on demand.
 //! - [`api`]: posting events, the control API, metrics, streams, the webhook sink.
