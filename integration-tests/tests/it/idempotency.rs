@@ -102,7 +102,7 @@ async fn a_resend_after_a_lost_reply_appends_nothing_twice() -> anyhow::Result<(
         .text()
         .await?;
     assert!(
-        metrics.contains("mutt_ingest_events_total{result=\"replayed\"} 100"),
+        metrics.contains("mutt_ingest_events_total{result=\"replayed\",source=\"http\"} 100"),
         "{metrics}"
     );
     drop((ingest, workers));

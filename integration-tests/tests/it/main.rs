@@ -12,6 +12,7 @@ mod docs;
 mod faults;
 mod hold;
 mod idempotency;
+mod intake;
 mod live;
 mod muttdev_operate;
 mod muttdev_routing;

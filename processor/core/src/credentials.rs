@@ -30,14 +30,18 @@ pub enum SecretName {
     DatabasePassword,
     /// The bearer token sent to the webhook.
     WebhookToken,
+    /// The SNMP communities the trap listener accepts (a comma-separated list: every
+    /// community of CURRENT and NEXT is accepted during a rotation).
+    SnmpCommunities,
 }
 
 impl SecretName {
     /// Every rotatable secret.
-    pub const ALL: [SecretName; 3] = [
+    pub const ALL: [SecretName; 4] = [
         SecretName::RedisPassword,
         SecretName::DatabasePassword,
         SecretName::WebhookToken,
+        SecretName::SnmpCommunities,
     ];
 
     /// The name in the API, metrics and reports.
@@ -46,6 +50,7 @@ impl SecretName {
             Self::RedisPassword => "redis_password",
             Self::DatabasePassword => "database_password",
             Self::WebhookToken => "webhook_token",
+            Self::SnmpCommunities => "snmp_communities",
         }
     }
 

@@ -18,6 +18,7 @@
 //! - [`url`]: credentials inside connection URLs, read and redacted.
 //! - [`secret`]: a string wrapper that never prints its value.
 //! - [`credentials`]: CURRENT/NEXT credentials and the stage → promote → retire rotation.
+//! - [`wire`]: syslog and SNMP wire formats into events (the native listeners' decoders).
 
 #![forbid(unsafe_code)]
 
@@ -32,6 +33,7 @@ pub mod secret;
 pub mod settings;
 pub mod severity;
 pub mod url;
+pub mod wire;
 
 /// Milliseconds since the Unix epoch, the clock of every timestamp MUTT writes itself.
 pub fn now_ms() -> i64 {

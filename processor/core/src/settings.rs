@@ -56,6 +56,42 @@ pub struct IngestSettings {
     pub request_timeout: Duration,
 }
 
+/// The native syslog listeners of `mutt ingest` (each unset: off).
+#[derive(Debug, Clone, Default)]
+pub struct SyslogSettings {
+    /// `MUTT_SYSLOG_UDP_LISTEN`.
+    pub udp_listen: Option<SocketAddr>,
+    /// `MUTT_SYSLOG_TCP_LISTEN`.
+    pub tcp_listen: Option<SocketAddr>,
+    /// `MUTT_SYSLOG_TLS_LISTEN`.
+    pub tls_listen: Option<SocketAddr>,
+    /// `MUTT_SYSLOG_TLS_CERT_FILE`: the server's certificate chain (PEM).
+    pub tls_cert_file: Option<PathBuf>,
+    /// `MUTT_SYSLOG_TLS_KEY_FILE`: its private key (PEM).
+    pub tls_key_file: Option<PathBuf>,
+    /// `MUTT_SYSLOG_TIMEZONE`: the offset from UTC, in seconds, of time stamps that carry
+    /// no zone (RFC 3164).
+    pub timezone_offset_secs: i32,
+    /// `MUTT_SYSLOG_MAX_CONNECTIONS`: stream connections held at once per listener.
+    pub max_connections: usize,
+}
+
+impl SyslogSettings {
+    /// Whether any syslog listener is on.
+    pub fn any(&self) -> bool {
+        self.udp_listen.is_some() || self.tcp_listen.is_some() || self.tls_listen.is_some()
+    }
+}
+
+/// The SNMP notification listener of `mutt ingest` (unset: off).
+#[derive(Debug, Clone, Default)]
+pub struct SnmpSettings {
+    /// `MUTT_SNMP_LISTEN`.
+    pub listen: Option<SocketAddr>,
+    /// `MUTT_SNMP_TRAPS_FILE`: names and severities of trap OIDs beyond the built-in ones.
+    pub traps_file: Option<PathBuf>,
+}
+
 /// Alerter settings fixed at start (the rest are hot, see [`crate::hot`]).
 #[derive(Debug, Clone, Default)]
 pub struct AlerterSettings {
@@ -83,6 +119,10 @@ pub struct SecretSettings {
     pub database_password: Option<Secret>,
     /// `MUTT_DATABASE_PASSWORD_FILE`.
     pub database_password_file: Option<PathBuf>,
+    /// `MUTT_SNMP_COMMUNITIES`: the accepted SNMP communities, comma-separated.
+    pub snmp_communities: Option<Secret>,
+    /// `MUTT_SNMP_COMMUNITIES_FILE`.
+    pub snmp_communities_file: Option<PathBuf>,
     /// `MUTT_WEBHOOK_TOKEN_FILE` (the value itself is [`Settings::webhook_token`]).
     pub webhook_token_file: Option<PathBuf>,
     /// `MUTT_API_KEY_FILE` (the value itself is [`Settings::api_key`]).
@@ -135,6 +175,10 @@ pub struct Settings {
     pub read_block: Duration,
     /// Ingest settings.
     pub ingest: IngestSettings,
+    /// The syslog listeners.
+    pub syslog: SyslogSettings,
+    /// The SNMP listener.
+    pub snmp: SnmpSettings,
     /// Alerter settings.
     pub alerter: AlerterSettings,
     /// Forwarder settings.
@@ -248,6 +292,8 @@ impl Settings {
             shutdown_grace: Duration::ZERO,
             read_block: Duration::ZERO,
             ingest: IngestSettings::default(),
+            syslog: SyslogSettings::default(),
+            snmp: SnmpSettings::default(),
             alerter: AlerterSettings::default(),
             forwarder: ForwarderSettings::default(),
             hot: HotConfig::default(),
@@ -313,6 +359,12 @@ impl Settings {
                 sec.redis_password.is_some() || sec.redis_password_file.is_some(),
             ),
             (
+                "MUTT_SNMP_COMMUNITIES",
+                sec.snmp_communities.is_some(),
+                "MUTT_SNMP_COMMUNITIES_FILE",
+                sec.snmp_communities_file.is_some(),
+            ),
+            (
                 "MUTT_DATABASE_URL",
                 url_pw(&s.database_url),
                 "MUTT_DATABASE_PASSWORD or MUTT_DATABASE_PASSWORD_FILE",
@@ -323,6 +375,24 @@ impl Settings {
                 errors.push(SettingError {
                     setting: b.to_string(),
                     message: format!("the secret is also given by {a}: give it in one place only"),
+                });
+            }
+        }
+        // TLS needs its certificate and key; the files without the listener are a mistake
+        // too (the operator believes TLS is on).
+        let sys = &s.syslog;
+        for (file, set) in [
+            ("MUTT_SYSLOG_TLS_CERT_FILE", sys.tls_cert_file.is_some()),
+            ("MUTT_SYSLOG_TLS_KEY_FILE", sys.tls_key_file.is_some()),
+        ] {
+            if sys.tls_listen.is_some() != set {
+                errors.push(SettingError {
+                    setting: file.into(),
+                    message: if set {
+                        "set without MUTT_SYSLOG_TLS_LISTEN: no TLS listener uses it".into()
+                    } else {
+                        "MUTT_SYSLOG_TLS_LISTEN needs it".into()
+                    },
                 });
             }
         }

@@ -1,4 +1,4 @@
-//! The ingest HTTP API.
+//! Ingest: the HTTP API, and the native syslog and SNMP listeners.
 //!
 //! `POST /api/v2/ingest` takes one event, a JSON array or NDJSON; every item is validated
 //! on its own, the valid ones are appended to `{p}:events` in one pipeline, and the answer
@@ -15,11 +15,22 @@
 //! - [`idempotency`]: the `Idempotency-Key` identity of a request and its events.
 //! - [`v2`]: `POST /api/v2/ingest`.
 //! - [`v1`]: `POST /api/v1/ingest` and `/ingest`, deprecated.
+//! - [`intake`]: what the socket listeners share with the HTTP API (validation,
+//!   admission, trace start, an append retried until it succeeds).
+//! - [`native`]: binding the socket listeners from their settings, and serving them.
+//! - [`syslog`]: syslog over UDP, TCP and TLS.
+//! - [`snmp`]: SNMP traps and informs.
+//! - [`udp`]: datagram sockets and the kernel's drops.
 
 pub mod accept;
 pub mod admission;
 pub mod body;
 pub mod idempotency;
+pub mod intake;
+pub mod native;
+pub mod snmp;
+pub mod syslog;
+pub mod udp;
 pub mod v1;
 pub mod v2;
 

@@ -115,7 +115,7 @@ pub(crate) async fn handle_v1(
         prepare(state, item, id, cid, mutt_core::now_ms(), &trace).map_err(|e| {
             metrics()
                 .ingest_events
-                .with_label_values(&["rejected"])
+                .with_label_values(&["http", "rejected"])
                 .inc();
             v1_error(
                 "validation",
@@ -132,7 +132,7 @@ pub(crate) async fn handle_v1(
         .inc();
     metrics()
         .ingest_events
-        .with_label_values(&[if replayed { "replayed" } else { "accepted" }])
+        .with_label_values(&["http", if replayed { "replayed" } else { "accepted" }])
         .inc();
     // v1 reported the queue depth; a slow answer is not worth delaying the client for.
     let depth = tokio::time::timeout(Duration::from_millis(500), state.bus.len(&state.stream))

@@ -123,7 +123,7 @@ pub(crate) async fn handle_v2(
     let n = entries.len();
     metrics()
         .ingest_events
-        .with_label_values(&["rejected"])
+        .with_label_values(&["http", "rejected"])
         .inc_by(errors.len() as u64);
     metrics()
         .ingest_shed
@@ -170,7 +170,7 @@ pub(crate) async fn handle_v2(
         .inc();
     metrics()
         .ingest_events
-        .with_label_values(&[if replayed { "replayed" } else { "accepted" }])
+        .with_label_values(&["http", if replayed { "replayed" } else { "accepted" }])
         .inc_by(n as u64);
     let mut body =
         json!({"accepted": n, "rejected": rejected, "errors": errors, "correlation_id": cid});

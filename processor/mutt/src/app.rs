@@ -184,6 +184,20 @@ pub(crate) async fn run(
     } else {
         None
     };
+    // The syslog and SNMP listeners too: a port in use or an unreadable TLS file or trap
+    // table stops the process here, naming its setting.
+    let mut native_listeners = if has(Role::Ingest) {
+        Some(
+            mutt_ingest::native::Listeners::bind(
+                &settings.syslog,
+                &settings.snmp,
+                &settings.ingest.limits,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let mut control_listener = if has(Role::Control) {
         Some(ops::bind(settings.control_listen, "MUTT_CONTROL_LISTEN").await?)
     } else {
@@ -304,6 +318,15 @@ pub(crate) async fn run(
                     span.clone(),
                     mutt_ingest::watch_lag(bus.clone(), bus.names().events(), lag, stop.clone()),
                 );
+                if let Some(native) = native_listeners.take() {
+                    for (source, addr) in native.addresses() {
+                        tracing::info!(parent: &span, listen = %addr, source = source.as_str(), "ingest listening");
+                    }
+                    let communities = creds.subscribe(SecretName::SnmpCommunities);
+                    for serve in native.serve(state.clone(), communities, stop.clone()) {
+                        spawn_beside(&mut tasks, span.clone(), serve);
+                    }
+                }
                 let Some(listener) = ingest_listener.take() else {
                     continue;
                 };

@@ -27,13 +27,25 @@ pub struct Metrics {
     registry: Registry,
     /// Ingest requests by outcome: `status` success|fail, `reason` why it failed.
     pub ingest_requests: IntCounterVec,
-    /// Events by ingest result: accepted|rejected|replayed (a resend with an
+    /// Events by source (http, syslog_udp, syslog_tcp, syslog_tls, snmp) and ingest
+    /// result: accepted|rejected|replayed (a resend with an
     /// `Idempotency-Key` already appended, not appended again).
     pub ingest_events: IntCounterVec,
     /// Time to answer an ingest request.
     pub ingest_latency: Histogram,
     /// Events refused to protect MUTT, by reason (rate_limit, key_rate_limit, lag, low_severity).
     pub ingest_shed: IntCounterVec,
+    /// Messages of the socket listeners that did not become events, by source and kind
+    /// (a syslog line that could not be framed, a datagram that is not SNMP, a trap with
+    /// an unknown community, an event refused by validation).
+    pub ingest_parse_errors: IntCounterVec,
+    /// Events read from a socket and dropped by MUTT itself, by source and reason (lag,
+    /// rate_limit, low_severity; stopped: the process stopped while Redis refused them).
+    pub ingest_dropped: IntCounterVec,
+    /// Datagrams the kernel dropped for a listener's full receive buffer (`/proc/net/udp`).
+    pub ingest_udp_kernel_drops: IntCounterVec,
+    /// Open syslog connections, by source.
+    pub ingest_connections: IntGaugeVec,
     /// Times the alerter paused reading because the forwarders were behind.
     pub alerter_backpressure: IntCounter,
     /// 1 while the alerter has stopped reading because the forwarders are behind.
@@ -184,8 +196,8 @@ impl Metrics {
             ingest_events: counter_vec(
                 &r,
                 "mutt_ingest_events_total",
-                "Events by ingest result.",
-                &["result"],
+                "Events by source and ingest result.",
+                &["source", "result"],
             ),
             ingest_latency: histogram(
                 &r,
@@ -198,6 +210,30 @@ impl Metrics {
                 "mutt_ingest_shed_events_total",
                 "Events refused to protect MUTT, by reason.",
                 &["reason"],
+            ),
+            ingest_parse_errors: counter_vec(
+                &r,
+                "mutt_ingest_parse_errors_total",
+                "Messages of the socket listeners that did not become events, by source and kind.",
+                &["source", "kind"],
+            ),
+            ingest_dropped: counter_vec(
+                &r,
+                "mutt_ingest_dropped_events_total",
+                "Events read from a socket and dropped by MUTT, by source and reason.",
+                &["source", "reason"],
+            ),
+            ingest_udp_kernel_drops: counter_vec(
+                &r,
+                "mutt_ingest_udp_kernel_drops_total",
+                "Datagrams the kernel dropped for a full receive buffer, by source.",
+                &["source"],
+            ),
+            ingest_connections: gauge_vec(
+                &r,
+                "mutt_ingest_connections",
+                "Open syslog connections, by source.",
+                &["source"],
             ),
             alerter_backpressure: counter(
                 &r,
@@ -495,7 +531,7 @@ impl Metrics {
             m.ingest_shed.with_label_values(&[reason]);
         }
         for result in ["accepted", "rejected", "replayed"] {
-            m.ingest_events.with_label_values(&[result]);
+            m.ingest_events.with_label_values(&["http", result]);
         }
         m
     }
@@ -523,6 +559,20 @@ pub fn counter_total(v: &IntCounterVec) -> u64 {
     v.collect()
         .iter()
         .flat_map(|f| f.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
+/// The sum of the series of a labelled counter whose `result` label is `result`.
+pub fn by_result(v: &IntCounterVec, result: &str) -> u64 {
+    v.collect()
+        .iter()
+        .flat_map(|f| f.get_metric())
+        .filter(|m| {
+            m.get_label()
+                .iter()
+                .any(|l| l.name() == "result" && l.value() == result)
+        })
         .map(|m| m.get_counter().get_value() as u64)
         .sum()
 }

@@ -126,6 +126,13 @@ impl Credentials {
                 settings.webhook_token.as_ref(),
                 None,
             ),
+            (
+                SecretName::SnmpCommunities,
+                &sec.snmp_communities_file,
+                "MUTT_SNMP_COMMUNITIES_FILE",
+                sec.snmp_communities.as_ref(),
+                None,
+            ),
         ];
         let mut initial = Vec::with_capacity(sources.len());
         for (name, file, setting, value, url) in sources {

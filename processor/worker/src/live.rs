@@ -15,7 +15,7 @@ use std::time::Duration;
 use mutt_bus::Bus;
 use mutt_bus::control::{Announcement, Applied};
 use mutt_core::hot::HotConfig;
-use mutt_telemetry::metrics::{counter_total, gauge_values};
+use mutt_telemetry::metrics::{by_result, counter_total, gauge_values};
 use mutt_telemetry::{LogHandle, metrics};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -179,14 +179,8 @@ fn stats(roles: &[String]) -> BTreeMap<String, f64> {
         out.insert(k.to_string(), v as f64);
     };
     if has("ingest") {
-        put(
-            "events_accepted",
-            m.ingest_events.with_label_values(&["accepted"]).get(),
-        );
-        put(
-            "events_rejected",
-            m.ingest_events.with_label_values(&["rejected"]).get(),
-        );
+        put("events_accepted", by_result(&m.ingest_events, "accepted"));
+        put("events_rejected", by_result(&m.ingest_events, "rejected"));
         put("events_shed", counter_total(&m.ingest_shed));
     }
     if has("alerter") {

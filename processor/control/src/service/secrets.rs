@@ -476,7 +476,7 @@ mod tests {
         assert_eq!(e.status, axum::http::StatusCode::NOT_FOUND);
         assert!(
             e.message
-                .contains("redis_password, database_password, webhook_token")
+                .contains("redis_password, database_password, webhook_token, snmp_communities")
         );
     }
 }

@@ -52,6 +52,32 @@ pub(super) fn count(min: u64, max: u64) -> impl Fn(&str) -> Parsed<usize> {
     }
 }
 
+/// A fixed offset from UTC: `UTC`, `Z` or `±HH:MM`, in seconds east. Zone names with
+/// daylight saving (Europe/Paris) are refused: the offset of a stamp without a zone
+/// cannot be told from them without a time zone database.
+pub(super) fn utc_offset(s: &str) -> Parsed<i32> {
+    let bad = || format!("{s:?} is not UTC or an offset such as +02:00 or -05:00");
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("utc") || t == "Z" {
+        return Ok(0);
+    }
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1, &t[1..]),
+        Some(b'-') => (-1, &t[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let h: i32 = h.parse().map_err(|_| bad())?;
+    let m: i32 = m.parse().map_err(|_| bad())?;
+    if h > 23 || m > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (h * 3600 + m * 60))
+}
+
 pub(super) fn ratio(s: &str) -> Parsed<f64> {
     s.parse::<f64>()
         .ok()

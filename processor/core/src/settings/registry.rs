@@ -6,7 +6,7 @@
 use super::Settings;
 use super::parse::{
     Parsed, addr, count, http_url, log_format, name_of, optional, otlp_http, path,
-    positive_duration, postgres_url, ratio, read_block, redis_url, secret,
+    positive_duration, postgres_url, ratio, read_block, redis_url, secret, utc_offset,
 };
 
 /// How a setting starts when the operator does not give it.
@@ -142,6 +142,28 @@ static_settings! {
     "MUTT_INGEST_MAX_EVENT_BYTES" => ingest.limits.max_event_bytes: Value("65536"), count(256, 4 << 20);
     /// request deadline
     "MUTT_INGEST_REQUEST_TIMEOUT" => ingest.request_timeout: Value("30s"), positive_duration;
+    /// syslog over UDP (RFC 5424, RFC 3164, Cisco IOS)
+    "MUTT_SYSLOG_UDP_LISTEN" => syslog.udp_listen: Absent("unset: off"), optional(addr);
+    /// syslog over TCP, octet-counted or newline-framed (RFC 6587)
+    "MUTT_SYSLOG_TCP_LISTEN" => syslog.tcp_listen: Absent("unset: off"), optional(addr);
+    /// syslog over TLS (RFC 5425); needs the two files below
+    "MUTT_SYSLOG_TLS_LISTEN" => syslog.tls_listen: Absent("unset: off"), optional(addr);
+    /// the TLS listener's certificate chain (PEM)
+    "MUTT_SYSLOG_TLS_CERT_FILE" => syslog.tls_cert_file: Absent("unset"), optional(path);
+    /// the TLS listener's private key (PEM)
+    "MUTT_SYSLOG_TLS_KEY_FILE" => syslog.tls_key_file: Absent("unset"), optional(path);
+    /// zone of syslog time stamps that carry none: `UTC` or `±HH:MM`
+    "MUTT_SYSLOG_TIMEZONE" => syslog.timezone_offset_secs: Value("UTC"), utc_offset;
+    /// TCP/TLS syslog connections held at once, per listener
+    "MUTT_SYSLOG_MAX_CONNECTIONS" => syslog.max_connections: Value("1024"), count(1, 65536);
+    /// SNMP v1/v2c traps and v2c informs over UDP
+    "MUTT_SNMP_LISTEN" => snmp.listen: Absent("unset: off"), optional(addr);
+    /// accepted SNMP communities, comma-separated (rotatable); unset refuses every trap
+    "MUTT_SNMP_COMMUNITIES" => secrets.snmp_communities: Absent("none (every trap refused)"), optional(secret);
+    /// read the communities from this file instead, re-read when it changes
+    "MUTT_SNMP_COMMUNITIES_FILE" => secrets.snmp_communities_file: Absent("unset"), optional(path);
+    /// names and severities of trap OIDs beyond the built-in table (TOML)
+    "MUTT_SNMP_TRAPS_FILE" => snmp.traps_file: Absent("unset: the built-in table"), optional(path);
     /// time to finish in-flight work after SIGTERM
     "MUTT_SHUTDOWN_GRACE" => shutdown_grace: Value("20s"), positive_duration;
     /// `XREADGROUP … BLOCK` time

@@ -1,0 +1,160 @@
+//! The SNMP notification listener: datagrams decoded, their community checked against
+//! the accepted ones, appended as events, and informs answered once their event is in
+//! the stream (an inform that could not be appended gets no Response, so the sender
+//! retries it).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mutt_worker::credentials::StateRx;
+use subtle::ConstantTimeEq;
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::intake::{Intake, Source, receive_span};
+use crate::udp;
+use mutt_core::wire::snmp::{decode, inform_response};
+use mutt_core::wire::trap_event::to_event;
+use mutt_core::wire::traps::TrapTable;
+
+/// Datagrams read in one batch at most.
+const BATCH: usize = 256;
+
+/// What the listener needs besides the intake.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The accepted communities (`MUTT_SNMP_COMMUNITIES`, rotatable): every value the
+    /// secret's state accepts, each a comma-separated list.
+    pub communities: StateRx,
+    /// Names and severities of trap OIDs.
+    pub table: Arc<TrapTable>,
+}
+
+/// Whether `community` is one of the accepted ones, compared in constant time.
+fn accepted(communities: &StateRx, community: &[u8]) -> bool {
+    let Some(state) = communities.borrow().clone() else {
+        // Unset: every trap is refused.
+        return false;
+    };
+    let mut ok = false;
+    for value in state.accepted() {
+        for c in value
+            .expose()
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            // Not short-circuited: the time does not tell which entry (or whether any)
+            // matched.
+            ok |= bool::from(c.as_bytes().ct_eq(community));
+        }
+    }
+    ok
+}
+
+/// Serves SNMP notifications until `stop`.
+pub async fn serve(socket: UdpSocket, intake: Intake, opts: Options, stop: CancellationToken) {
+    let socket = Arc::new(socket);
+    let watch = tokio::spawn(udp::watch_kernel_drops(
+        socket.clone(),
+        Source::Snmp,
+        stop.clone(),
+    ));
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let first = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = socket.recv_from(&mut buf) => r,
+        };
+        let mut datagrams: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
+        match first {
+            Ok((len, peer)) => datagrams.push((buf[..len].to_vec(), peer)),
+            Err(e) => {
+                tracing::debug!(error = %e, "snmp receive");
+                continue;
+            }
+        }
+        while datagrams.len() < BATCH {
+            match socket.try_recv_from(&mut buf) {
+                Ok((len, peer)) => datagrams.push((buf[..len].to_vec(), peer)),
+                Err(_) => break,
+            }
+        }
+        let received = chrono::Utc::now();
+        let mut values = Vec::with_capacity(datagrams.len());
+        let mut responses = Vec::new();
+        for (d, peer) in &datagrams {
+            let n = match decode(d) {
+                Ok(n) => n,
+                Err(e) => {
+                    intake.parse_error(e.kind());
+                    continue;
+                }
+            };
+            if !accepted(&opts.communities, &n.community) {
+                // Counted, never logged with the community it carried.
+                intake.parse_error("community");
+                tracing::debug!(peer = %peer.ip(), "snmp notification refused: unknown community");
+                continue;
+            }
+            values.push(to_event(
+                &n,
+                peer.ip().to_canonical(),
+                received,
+                &opts.table,
+            ));
+            if let Some(r) = inform_response(&n) {
+                responses.push((r, *peer));
+            }
+        }
+        if values.is_empty() {
+            continue;
+        }
+        if intake.over_lag() {
+            intake.dropped("lag", values.len());
+            continue;
+        }
+        if !intake.rate_wait(values.len()).await.is_zero() {
+            intake.dropped("rate_limit", values.len());
+            continue;
+        }
+        let span = receive_span(Source::Snmp, values.len());
+        let batch = intake.prepare(values, &span);
+        if intake
+            .append(&batch.entries)
+            .instrument(span)
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        for (r, peer) in responses {
+            if let Err(e) = socket.send_to(&r, peer).await {
+                tracing::debug!(%peer, error = %e, "cannot answer an inform");
+            }
+        }
+    }
+    watch.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mutt_core::credentials::CredentialState;
+    use mutt_core::secret::Secret;
+
+    #[test]
+    fn every_listed_community_is_accepted_and_nothing_when_unset() {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        assert!(!accepted(&rx, b"public"));
+        tx.send_replace(Some(Arc::new(CredentialState::stable(
+            Secret::new("alpha, beta".to_string()),
+            0,
+        ))));
+        assert!(accepted(&rx, b"alpha"));
+        assert!(accepted(&rx, b"beta"));
+        assert!(!accepted(&rx, b"alph"));
+        assert!(!accepted(&rx, b""));
+    }
+}

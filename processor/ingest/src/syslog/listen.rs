@@ -1,0 +1,269 @@
+//! The syslog listeners: UDP datagrams, and TCP or TLS streams framed per RFC 6587.
+//!
+//! Each read is parsed, validated and appended as one batch before the next read, so a
+//! stream listener holds at most one read's events, and a slow or failing Redis slows the
+//! sender (TCP flow control) instead of filling memory. While MUTT is over its lag cap or
+//! rate, a stream listener stops reading and a datagram listener drops and counts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use chrono::FixedOffset;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::intake::{Intake, Source, receive_span};
+use crate::udp;
+use mutt_core::wire::frame::{Frame, Framer};
+use mutt_core::wire::syslog::{Context, parse};
+
+/// Datagrams read in one batch at most (after the first, only those already queued).
+const UDP_BATCH: usize = 512;
+/// The largest datagram: a UDP payload cannot be longer.
+const UDP_MAX: usize = 65_535;
+/// Bytes read from a stream at once.
+const READ_CHUNK: usize = 64 * 1024;
+/// A connection that sends nothing for this long is closed.
+const IDLE: Duration = Duration::from_secs(600);
+/// Once the process stops, connections are read until they are quiet this long, so that
+/// what a sender wrote before it saw the close is not reset away.
+const DRAIN_QUIET: Duration = Duration::from_millis(300);
+
+/// Settings of the syslog listeners.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The zone of time stamps without one (`MUTT_SYSLOG_TIMEZONE`).
+    pub zone: FixedOffset,
+    /// The longest frame or datagram read (`MUTT_INGEST_MAX_EVENT_BYTES`).
+    pub max_frame: usize,
+    /// The longest message kept; longer ones are cut (`MUTT_INGEST_MAX_MESSAGE_BYTES`).
+    pub max_message: usize,
+    /// Connections held at once per stream listener (`MUTT_SYSLOG_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+}
+
+fn context(peer: SocketAddr, transport: &'static str, opts: &Options) -> Context {
+    Context {
+        peer: peer.ip().to_canonical(),
+        transport,
+        received: chrono::Utc::now(),
+        zone: opts.zone,
+        max_message: opts.max_message,
+    }
+}
+
+/// Serves syslog over UDP until `stop`.
+pub async fn serve_udp(socket: UdpSocket, intake: Intake, opts: Options, stop: CancellationToken) {
+    let socket = Arc::new(socket);
+    let watch = tokio::spawn(udp::watch_kernel_drops(
+        socket.clone(),
+        intake.source(),
+        stop.clone(),
+    ));
+    let mut buf = vec![0u8; UDP_MAX];
+    loop {
+        let first = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = socket.recv_from(&mut buf) => r,
+        };
+        // Read what is queued already, up to a batch: one append for all of it.
+        let mut datagrams: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
+        match first {
+            Ok((len, peer)) => datagrams.push((buf[..len].to_vec(), peer)),
+            Err(e) => {
+                tracing::debug!(error = %e, "syslog udp receive");
+                continue;
+            }
+        }
+        while datagrams.len() < UDP_BATCH {
+            match socket.try_recv_from(&mut buf) {
+                Ok((len, peer)) => datagrams.push((buf[..len].to_vec(), peer)),
+                Err(_) => break,
+            }
+        }
+        let mut values = Vec::with_capacity(datagrams.len());
+        for (d, peer) in &datagrams {
+            if d.len() > opts.max_frame {
+                intake.parse_error("too_long");
+                continue;
+            }
+            match parse(d, &context(*peer, "udp", &opts)) {
+                Ok(v) => values.push(v),
+                Err(e) => intake.parse_error(e.kind()),
+            }
+        }
+        if values.is_empty() {
+            continue;
+        }
+        if intake.over_lag() {
+            intake.dropped("lag", values.len());
+            continue;
+        }
+        if !intake.rate_wait(values.len()).await.is_zero() {
+            intake.dropped("rate_limit", values.len());
+            continue;
+        }
+        let span = receive_span(Source::SyslogUdp, values.len());
+        let batch = intake.prepare(values, &span);
+        // Retried until it succeeds: meanwhile datagrams queue in the kernel's buffer,
+        // and what does not fit is dropped there and counted.
+        let _ = intake.append(&batch.entries).instrument(span).await;
+    }
+    watch.abort();
+}
+
+/// Serves syslog over TCP (or TLS with `tls`) until `stop`, then drains the connections.
+pub async fn serve_stream(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    intake: Intake,
+    opts: Options,
+    stop: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let source = intake.source();
+    let slots = Arc::new(tokio::sync::Semaphore::new(opts.max_connections));
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors and the like: pause instead of spinning.
+                    tracing::warn!(error = %e, source = source.as_str(), "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            intake.parse_error("too_many_connections");
+            tracing::warn!(%peer, source = source.as_str(), max = opts.max_connections, "connection refused: too many connections");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let intake = intake.clone();
+        let stop = stop.clone();
+        let tls = tls.clone();
+        tracker.spawn(async move {
+            let _slot = slot;
+            let gauge = mutt_telemetry::metrics()
+                .ingest_connections
+                .with_label_values(&[source.as_str()]);
+            gauge.inc();
+            let r = match tls {
+                None => read_stream(tcp, peer, &intake, &opts, &stop).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
+                    match handshake.await {
+                        Ok(Ok(s)) => read_stream(s, peer, &intake, &opts, &stop).await,
+                        Ok(Err(e)) => {
+                            intake.parse_error("tls_handshake");
+                            Err(format!("TLS handshake: {e}"))
+                        }
+                        Err(_) => {
+                            intake.parse_error("tls_handshake");
+                            Err("TLS handshake timed out".into())
+                        }
+                    }
+                }
+            };
+            gauge.dec();
+            if let Err(e) = r {
+                tracing::debug!(%peer, source = source.as_str(), error = %e, "syslog connection closed");
+            }
+        });
+    }
+    drop(listener);
+    tracker.close();
+    tracker.wait().await;
+}
+
+/// Reads one connection until the peer closes it, it breaks, or the process stops and
+/// the connection is quiet.
+async fn read_stream<S: AsyncRead + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    intake: &Intake,
+    opts: &Options,
+    stop: &CancellationToken,
+) -> Result<(), String> {
+    let transport = if intake.source() == Source::SyslogTls {
+        "tls"
+    } else {
+        "tcp"
+    };
+    let mut framer = Framer::new(opts.max_frame);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        // Stop reading while MUTT is over its lag cap: the sender's buffer holds the data.
+        while intake.over_lag() && !stop.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        buf.reserve(READ_CHUNK);
+        let wait = if stop.is_cancelled() {
+            DRAIN_QUIET
+        } else {
+            IDLE
+        };
+        let read = tokio::select! {
+            r = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => r,
+            // Stopping: switch to the short quiet timeout at once.
+            _ = stop.cancelled(), if !stop.is_cancelled() => continue,
+        };
+        let closed = match read {
+            Err(_) => return Ok(()),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(0)) => true,
+            Ok(Ok(_)) => false,
+        };
+        let mut values = Vec::new();
+        let cx = context(peer, transport, opts);
+        let mut broken = false;
+        loop {
+            let frame = if closed {
+                framer.next(&mut buf).or_else(|| framer.finish(&mut buf))
+            } else {
+                framer.next(&mut buf)
+            };
+            match frame {
+                None => break,
+                Some(Frame::Message(m)) => match parse(&m, &cx) {
+                    Ok(v) => values.push(v),
+                    Err(e) => intake.parse_error(e.kind()),
+                },
+                Some(Frame::TooLong) => intake.parse_error("too_long"),
+                Some(Frame::Broken) => {
+                    intake.parse_error("framing");
+                    broken = true;
+                    break;
+                }
+            }
+        }
+        if !values.is_empty() {
+            let wait = intake.rate_wait(values.len()).await;
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            let span = receive_span(intake.source(), values.len());
+            let batch = intake.prepare(values, &span);
+            intake
+                .append(&batch.entries)
+                .instrument(span)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if broken {
+            return Err("the stream cannot be framed (an octet count without its space)".into());
+        }
+        if closed {
+            return Ok(());
+        }
+    }
+}
