@@ -272,11 +272,14 @@ async fn vendor_variants_and_garbage_over_udp_and_tcp() -> anyhow::Result<()> {
     for l in &lines[..2] {
         sock.send_to(l.as_bytes(), &target).await?;
     }
-    // TCP: a count without its space breaks framing and closes that connection only.
+    // TCP: a stream that ends inside an octet-counted frame is counted; the next
+    // connection is read as usual, its last line without a line feed too.
     let mut bad = tokio::net::TcpStream::connect(("127.0.0.1", tcp)).await?;
-    bad.write_all(b"123x not a frame\n").await?;
+    bad.write_all(b"300 <14>the start of a frame that never ends")
+        .await?;
+    bad.shutdown().await?;
     let mut good = tokio::net::TcpStream::connect(("127.0.0.1", tcp)).await?;
-    good.write_all(format!("{}\n{} {}", lines[2], lines[3].len(), lines[3]).as_bytes())
+    good.write_all(format!("{}\n{}", lines[2], lines[3]).as_bytes())
         .await?;
     good.shutdown().await?;
     let messages = [
@@ -405,7 +408,8 @@ async fn net_snmp_traps_and_informs() -> anyhow::Result<()> {
         &MuttConfig::new("ingest")
             .set("MUTT_SNMP_LISTEN", &format!("127.0.0.1:{port}"))
             .set("MUTT_SNMP_COMMUNITIES", "public, n0c-2026")
-            .set("MUTT_SNMP_TRAPS_FILE", table.to_str().unwrap()),
+            .set("MUTT_SNMP_TRAPS_FILE", table.to_str().unwrap())
+            .set("MUTT_LOG_LEVEL", "mutt_ingest=debug,info"),
     )
     .await?;
     let target = format!("127.0.0.1:{port}");
@@ -529,7 +533,7 @@ async fn net_snmp_traps_and_informs() -> anyhow::Result<()> {
             "-v",
             "2c",
             "-c",
-            "wrong",
+            "wr0ng-c0mmunity",
             "-t",
             "1",
             "-r",
@@ -550,7 +554,7 @@ async fn net_snmp_traps_and_informs() -> anyhow::Result<()> {
             "-v",
             "2c",
             "-c",
-            "wrong",
+            "wr0ng-c0mmunity",
             &target,
             "",
             "1.3.6.1.6.3.1.1.5.1",
@@ -563,9 +567,37 @@ async fn net_snmp_traps_and_informs() -> anyhow::Result<()> {
             .then_some(())
     })
     .await?;
+    // SNMPv3 is refused (ADR 0020) and counted as such.
+    ok(
+        "snmptrap",
+        &[
+            "-v",
+            "3",
+            "-u",
+            "noc",
+            "-l",
+            "noAuthNoPriv",
+            "-e",
+            "0x8000000001020304",
+            &target,
+            "",
+            "1.3.6.1.6.3.1.1.5.1",
+        ],
+    )
+    .await?;
+    wait_until("the v3 trap counted", Duration::from_secs(5), || async {
+        (metric_labelled(&m.ops_url, "mutt_ingest_parse_errors_total", "snmp,version").await >= 1.0)
+            .then_some(())
+    })
+    .await?;
     assert_eq!(events(&env).await?.len(), traps.len() + 2);
+    let log = m.log_text();
     assert!(
-        !m.log_text().contains("wrong"),
+        log.contains("unknown community"),
+        "the refusal is logged at debug"
+    );
+    assert!(
+        !log.contains("wr0ng-c0mmunity"),
         "a refused community is never logged"
     );
     drop(m);
@@ -910,5 +942,122 @@ async fn shedding_pauses_streams_and_counts_datagram_drops() -> anyhow::Result<(
     );
     drop(alerter);
     drop(m);
+    env.cleanup().await
+}
+
+/// The communities rotate through the control plane like any secret: staged, the new one
+/// is accepted beside the old; retired, only the new one.
+#[tokio::test]
+async fn snmp_communities_rotate_through_the_control_plane() -> anyhow::Result<()> {
+    anyhow::ensure!(
+        have("snmpinform"),
+        "net-snmp's snmpinform is needed (Debian: snmp)"
+    );
+    let env = TestEnv::new().await?;
+    env.migrate().await?;
+    let port = free_port();
+    let ingest = Mutt::start(
+        &env,
+        &MuttConfig::new("ingest")
+            .set("MUTT_SNMP_LISTEN", &format!("127.0.0.1:{port}"))
+            .set("MUTT_SNMP_COMMUNITIES", "first-community"),
+    )
+    .await?;
+    // Like every secret, the control plane knows the value the processes started with.
+    let control = Mutt::start(
+        &env,
+        &MuttConfig::new("control").set("MUTT_SNMP_COMMUNITIES", "first-community"),
+    )
+    .await?;
+    let api = Api::new(&control.control_url, "test-key");
+    let target = format!("127.0.0.1:{port}");
+    let inform = |c: &'static str| {
+        let target = target.clone();
+        async move {
+            run(
+                "snmpinform",
+                &[
+                    "-v",
+                    "2c",
+                    "-c",
+                    c,
+                    "-t",
+                    "1",
+                    "-r",
+                    "0",
+                    &target,
+                    "",
+                    "1.3.6.1.6.3.1.1.5.1",
+                ],
+            )
+            .await
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+        }
+    };
+    let step = |step: &'static str, value: Option<&'static str>| {
+        let api = &api;
+        async move {
+            let mut body = json!({"step": step, "reason": format!("snmp communities: {step}")});
+            if let Some(v) = value {
+                body["value"] = json!(v);
+            }
+            wait_until(
+                &format!("the {step} step"),
+                Duration::from_secs(20),
+                || async {
+                    let (status, v, _) = api
+                        .call(
+                            "POST",
+                            "/api/v2/secrets/snmp_communities/rotate",
+                            Some(body.clone()),
+                        )
+                        .await
+                        .ok()?;
+                    // Promote and retire wait until every process applied the previous step.
+                    (status == 200).then_some(v)
+                },
+            )
+            .await
+        }
+    };
+    assert!(inform("first-community").await);
+    assert!(!inform("second-community").await);
+    step("stage", Some("second-community")).await?;
+    wait_until(
+        "the staged community accepted",
+        Duration::from_secs(10),
+        || async { inform("second-community").await.then_some(()) },
+    )
+    .await?;
+    assert!(inform("first-community").await, "staged: both accepted");
+    step("promote", None).await?;
+    step("retire", None).await?;
+    wait_until(
+        "the first community retired",
+        Duration::from_secs(10),
+        || async { (!inform("first-community").await).then_some(()) },
+    )
+    .await?;
+    assert!(inform("second-community").await);
+    // The values appear in no log and no audit row.
+    for m in [&ingest, &control] {
+        let log = m.log_text();
+        assert!(!log.contains("first-community") && !log.contains("second-community"));
+    }
+    let mut db = env.db().await?;
+    let audit: Vec<(String,)> = sqlx::query_as(
+        "SELECT coalesce(old_values::text, '') || coalesce(new_values::text, '') FROM config_audit_log",
+    )
+    .fetch_all(&mut db)
+    .await?;
+    assert!(audit.len() >= 3, "every step audited: {audit:?}");
+    assert!(
+        audit
+            .iter()
+            .all(|(t,)| !t.contains("first-community") && !t.contains("second-community")),
+        "{audit:?}"
+    );
+    drop((ingest, control));
     env.cleanup().await
 }

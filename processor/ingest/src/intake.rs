@@ -74,6 +74,8 @@ pub struct Batch {
     pub shed: usize,
     /// The events refused by validation (counted already).
     pub rejected: usize,
+    /// The positions, among the values given, of the events that became entries.
+    pub kept: Vec<usize>,
 }
 
 /// Why appending was given up.
@@ -127,21 +129,32 @@ impl Intake {
         cap > 0 && self.state.lag.load(std::sync::atomic::Ordering::Relaxed) > cap
     }
 
-    /// Takes `n` events from the shared rate limit (`MUTT_INGEST_RATE_LIMIT`): zero, or
-    /// how long to wait before they would fit. Without Redis the limit is open (the append
-    /// fails anyway, and is retried).
-    pub async fn rate_wait(&self, n: usize) -> Duration {
-        let rate = self.state.hot.borrow().ingest_rate_limit;
-        if rate == 0 || n == 0 {
-            return Duration::ZERO;
+    /// Takes `n` events from the shared rate limit (`MUTT_INGEST_RATE_LIMIT`), in parts of
+    /// at most one second's worth. With `wait`, sleeps as the limiter says until all are
+    /// taken (a stream listener: the sender waits meanwhile); without, takes what fits
+    /// now. Returns how many were taken. Without Redis, or once the process is stopping,
+    /// the limit is open: it protects MUTT, it must not lose what was read.
+    pub async fn take_rate(&self, n: usize, wait: bool) -> usize {
+        let mut taken = 0;
+        while taken < n {
+            let rate = self.state.hot.borrow().ingest_rate_limit;
+            if rate == 0 || self.stop.is_cancelled() {
+                return n;
+            }
+            let part = (n - taken).min(usize::try_from(rate).unwrap_or(usize::MAX));
+            match self
+                .state
+                .bus
+                .rate_take("ingest", rate, rate, part as u64)
+                .await
+            {
+                Err(_) => return n,
+                Ok(w) if w.is_zero() => taken += part,
+                Ok(_) if !wait => return taken,
+                Ok(w) => tokio::time::sleep(w).await,
+            }
         }
-        // A batch over one second's worth is taken in parts of the rate.
-        let n = (n as u64).min(rate);
-        self.state
-            .bus
-            .rate_take("ingest", rate, rate, n)
-            .await
-            .unwrap_or(Duration::ZERO)
+        taken
     }
 
     /// Validates and encodes parsed events: what `POST /api/v2/ingest` does to its items.
@@ -152,10 +165,13 @@ impl Intake {
         let now = mutt_core::now_ms();
         let shed_low = crate::admission::shedding_low_severity(&self.state);
         let mut batch = Batch::default();
-        for v in values {
+        for (i, v) in values.into_iter().enumerate() {
             match prepare(&self.state, v, None, &cid, now, &trace) {
                 Ok((_, _, Some(sev))) if shed_low && sev >= 6 => batch.shed += 1,
-                Ok((_, entry, _)) => batch.entries.push(entry),
+                Ok((_, entry, _)) => {
+                    batch.entries.push(entry);
+                    batch.kept.push(i);
+                }
                 Err(e) => {
                     batch.rejected += 1;
                     self.rejected(&e);

@@ -168,7 +168,11 @@ impl Listeners {
             out.push(Box::pin(snmp::listen::serve(
                 sock,
                 intake(Source::Snmp),
-                snmp::listen::Options { communities, table },
+                snmp::listen::Options {
+                    communities,
+                    table,
+                    max_message: opts.max_message,
+                },
                 stop.clone(),
             )));
         }

@@ -1,7 +1,9 @@
-//! Syslog over a byte stream (TCP, TLS): RFC 6587's two framings, told apart per frame as
-//! rsyslog and syslog-ng do. A frame that starts with a digit is octet-counted
-//! (`LEN SP MSG`, RFC 5425 §4.3); anything else runs to a line feed (RFC 6587 §3.4.2).
-//! A frame longer than the limit is skipped whole and reported, never buffered.
+//! Syslog over a byte stream (TCP, TLS): RFC 6587's two framings, told apart per frame. A
+//! frame that starts with a number, a space and `<` (the priority that begins every
+//! syslog message) is octet-counted (`LEN SP MSG`, RFC 5425 §4.3); anything else runs to
+//! a line feed (RFC 6587 §3.4.2), so that a line without a priority that starts with a
+//! digit (`2026-12-07 …`, `404 …`) is still a line. A frame longer than the limit is
+//! skipped whole and reported, never buffered.
 
 use bytes::{Buf, BytesMut};
 
@@ -12,8 +14,7 @@ pub enum Frame {
     Message(BytesMut),
     /// A frame over the limit was skipped (or is being skipped); its bytes are gone.
     TooLong,
-    /// An octet count that is not a number followed by a space: the stream cannot be
-    /// framed any more, and the connection should be closed.
+    /// The stream ended inside an octet-counted frame: its start is all there is.
     Broken,
 }
 
@@ -64,30 +65,15 @@ impl Framer {
             .take_while(|b| matches!(b, b'\n' | b'\r' | b'\0'))
             .count();
         buf.advance(lead);
-        let first = *buf.first()?;
-        if first.is_ascii_digit() {
-            self.octet_counted(buf)
-        } else {
-            self.line(buf)
+        buf.first()?;
+        match count_prefix(buf) {
+            Prefix::NeedMore => None,
+            Prefix::Counted { digits, len } => self.octet_counted(buf, digits, len),
+            Prefix::Line => self.line(buf),
         }
     }
 
-    fn octet_counted(&mut self, buf: &mut BytesMut) -> Option<Frame> {
-        let digits = buf.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits > MAX_LEN_DIGITS {
-            return Some(Frame::Broken);
-        }
-        if digits == buf.len() {
-            return None;
-        }
-        if buf[digits] != b' ' {
-            return Some(Frame::Broken);
-        }
-        // At most 10 ASCII digits: the text is a number that fits in u64.
-        let len = std::str::from_utf8(&buf[..digits])
-            .ok()
-            .and_then(|t| t.parse::<u64>().ok())?;
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
+    fn octet_counted(&mut self, buf: &mut BytesMut, digits: usize, len: usize) -> Option<Frame> {
         if len > self.max {
             buf.advance(digits + 1);
             let n = len.min(buf.len());
@@ -130,11 +116,42 @@ impl Framer {
             buf.clear();
             return None;
         }
-        if buf[0].is_ascii_digit() {
+        if matches!(count_prefix(buf), Prefix::Counted { .. }) {
             buf.clear();
             return Some(Frame::Broken);
         }
         Some(Frame::Message(buf.split()))
+    }
+}
+
+/// How the frame at the start of a buffer is framed.
+enum Prefix {
+    /// `LEN SP <`: octet-counted, `len` bytes after the `digits` and the space.
+    Counted { digits: usize, len: usize },
+    /// Anything else: a line.
+    Line,
+    /// Digits (and perhaps the space) so far: the next bytes decide.
+    NeedMore,
+}
+
+fn count_prefix(buf: &[u8]) -> Prefix {
+    let digits = buf.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > MAX_LEN_DIGITS {
+        return Prefix::Line;
+    }
+    match (buf.get(digits), buf.get(digits + 1)) {
+        (None, _) | (Some(b' '), None) => Prefix::NeedMore,
+        (Some(b' '), Some(b'<')) => {
+            // At most 10 ASCII digits: a number that fits in u64.
+            let len = buf[..digits]
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            Prefix::Counted {
+                digits,
+                len: usize::try_from(len).unwrap_or(usize::MAX),
+            }
+        }
+        _ => Prefix::Line,
     }
 }
 
@@ -171,15 +188,15 @@ mod tests {
 
     #[test]
     fn octet_counting_and_lines_mix_in_one_stream() {
-        let input = b"5 hello11 hello world\nplain line\n3 abc";
+        let input = b"8 <1>hello14 <1>hello world\nplain line\n6 <1>abc";
         for chunk in [1, 2, 7, 100] {
             assert_eq!(
                 frames(input, 100, chunk),
                 vec![
-                    msg("hello"),
-                    msg("hello world"),
+                    msg("<1>hello"),
+                    msg("<1>hello world"),
                     msg("plain line"),
-                    msg("abc")
+                    msg("<1>abc")
                 ],
                 "chunk {chunk}"
             );
@@ -194,8 +211,8 @@ mod tests {
     #[test]
     fn an_over_long_frame_is_skipped_and_the_next_one_read() {
         assert_eq!(
-            frames(b"20 aaaaaaaaaaaaaaaaaaaa3 abc", 10, 4),
-            vec![Frame::TooLong, msg("abc")]
+            frames(b"20 <aaaaaaaaaaaaaaaaaaa5 <1>ab", 10, 4),
+            vec![Frame::TooLong, msg("<1>ab")]
         );
         assert_eq!(
             frames(b"xxxxxxxxxxxxxxxxxxxxxxxxx\nok\n", 10, 4),
@@ -204,11 +221,17 @@ mod tests {
     }
 
     #[test]
-    fn a_count_without_its_space_breaks_the_stream() {
-        assert_eq!(frames(b"12x", 100, 1), vec![Frame::Broken]);
-        assert_eq!(frames(b"12345678901 a", 100, 100), vec![Frame::Broken]);
+    fn lines_that_start_with_digits_are_lines() {
+        assert_eq!(
+            frames(b"12x\n2026-12-07 up\n404 not found\n", 100, 1),
+            vec![msg("12x"), msg("2026-12-07 up"), msg("404 not found")]
+        );
+        assert_eq!(
+            frames(b"12345678901 <a\n", 100, 100),
+            vec![msg("12345678901 <a")]
+        );
         // A partial octet-counted frame at the end is not a message.
-        assert_eq!(frames(b"10 abc", 100, 100), vec![Frame::Broken]);
+        assert_eq!(frames(b"10 <abc", 100, 100), vec![Frame::Broken]);
     }
 
     proptest! {
@@ -216,10 +239,14 @@ mod tests {
         /// are split into reads.
         #[test]
         fn framing_round_trips(
-            msgs in proptest::collection::vec(("[a-zA-Z ][ -~]{0,40}", any::<bool>()), 0..20),
+            msgs in proptest::collection::vec(("[a-zA-Z< ][ -~]{0,40}", any::<bool>()), 0..20),
             chunk in 1usize..64,
         ) {
             let mut input = Vec::new();
+            let msgs: Vec<(String, bool)> = msgs
+                .into_iter()
+                .map(|(m, counted)| if counted { (format!("<13>{m}"), true) } else { (m, false) })
+                .collect();
             for (m, counted) in &msgs {
                 if *counted {
                     input.extend_from_slice(format!("{} {m}", m.len()).as_bytes());

@@ -36,13 +36,14 @@ impl Version {
     }
 }
 
-/// A notification: a v1 trap, a v2c trap or a v2c inform.
-#[derive(Debug, Clone)]
+/// A notification: a v1 trap, a v2c trap or a v2c inform. `Debug` leaves the community
+/// out.
+#[derive(Clone)]
 pub struct Notification {
     /// The protocol version.
     pub version: Version,
     /// The community string. A secret: never logged, never kept in the event.
-    pub community: Vec<u8>,
+    community: Vec<u8>,
     /// The notification's OID (`snmpTrapOID.0`; for v1, mapped per RFC 3584 §3.1).
     pub trap_oid: String,
     /// `sysUpTime.0` (v2c) or the trap's time stamp (v1), in hundredths of a second.
@@ -53,6 +54,27 @@ pub struct Notification {
     pub v1: Option<V1Fields>,
     /// For an inform: the request to answer.
     pub inform: Option<Inform>,
+}
+
+impl Notification {
+    /// The community string the notification came with (compare it; never log it).
+    pub fn community(&self) -> &[u8] {
+        &self.community
+    }
+}
+
+impl std::fmt::Debug for Notification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notification")
+            .field("version", &self.version)
+            .field("community", &"<redacted>")
+            .field("trap_oid", &self.trap_oid)
+            .field("uptime", &self.uptime)
+            .field("varbinds", &self.varbinds)
+            .field("v1", &self.v1)
+            .field("inform", &self.inform.is_some())
+            .finish()
+    }
 }
 
 /// The fields of a v1 trap (RFC 1157 §4.1.6).
@@ -104,8 +126,50 @@ impl DecodeError {
     }
 }
 
+/// The version of an SNMP message, read by hand from its first bytes (`SEQUENCE {
+/// INTEGER version, …`): an SNMPv3 message has no community, so the v1/v2c shape cannot
+/// decode it, and it must still be told apart from garbage.
+fn peek_version(d: &[u8]) -> Option<i64> {
+    // SEQUENCE tag, then its length (short form, or long form with 1–4 length bytes).
+    let (&tag, rest) = d.split_first()?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (&len, rest) = rest.split_first()?;
+    let rest = if len & 0x80 == 0 {
+        rest
+    } else {
+        let n = usize::from(len & 0x7f);
+        if !(1..=4).contains(&n) {
+            return None;
+        }
+        rest.get(n..)?
+    };
+    // INTEGER tag and a 1–8 byte two's-complement value.
+    let (&tag, rest) = rest.split_first()?;
+    if tag != 0x02 {
+        return None;
+    }
+    let (&len, rest) = rest.split_first()?;
+    let len = usize::from(len);
+    if !(1..=8).contains(&len) {
+        return None;
+    }
+    let bytes = rest.get(..len)?;
+    let mut v: i64 = if bytes[0] & 0x80 != 0 { -1 } else { 0 };
+    for &b in bytes {
+        v = (v << 8) | i64::from(b);
+    }
+    Some(v)
+}
+
 /// Decodes one datagram.
 pub fn decode(datagram: &[u8]) -> Result<Notification, DecodeError> {
+    match peek_version(datagram) {
+        None => return Err(DecodeError::Malformed),
+        Some(0 | 1) => {}
+        Some(v) => return Err(DecodeError::Version(v)),
+    }
     let outer: v2c::Message<Any> =
         rasn::ber::decode(datagram).map_err(|_| DecodeError::Malformed)?;
     let version = i64::try_from(&outer.version).map_err(|_| DecodeError::Version(-1))?;

@@ -7,7 +7,7 @@
 //! colon after it), is read here first. Parsing is lenient, like the relays of RFC 3164
 //! §4.3: a line without a priority is `user.notice`, a header that cannot be read leaves
 //! the whole line as the message with the receipt time, and a missing host name is the
-//! sender's address. Only what cannot become an event at all is an error.
+//! sender's address. Only what cannot become an event at all (an empty line) is an error.
 
 use std::net::IpAddr;
 
@@ -75,6 +75,12 @@ pub fn parse(bytes: &[u8], cx: &Context) -> Result<Value, ParseError> {
         None => loose(pri, rest, cx),
     };
     let mut message = fields.message.trim_start_matches('\u{feff}');
+    // RFC 5424's MSG is optional (structured data alone is a message): the line itself
+    // then stands for it, rather than an event refused for an empty message.
+    if message.trim().is_empty() {
+        message = rest.trim();
+        attrs.insert("message_from".into(), json!("header"));
+    }
     if message.len() > cx.max_message {
         let mut cut = cx.max_message;
         while !message.is_char_boundary(cut) {
@@ -244,7 +250,7 @@ fn cisco(rest: &str, cx: &Context) -> Option<Fields> {
         s = after;
         marked = true;
     }
-    let (timestamp, after) = cisco_time(s, cx)?;
+    let (timestamp, after) = cisco_time(s, cx, marked)?;
     let message = after.strip_prefix(':')?.trim_start();
     if !marked && !message.starts_with('%') {
         return None;
@@ -263,8 +269,13 @@ fn starts_with_time(s: &str) -> bool {
     s.get(..3).is_some_and(|m| MONTHS.contains(&m))
 }
 
-/// `Mmm dd [yyyy ]hh:mm:ss[.fff][ ZONE]` and what follows it.
-fn cisco_time<'a>(s: &'a str, cx: &Context) -> Option<(DateTime<FixedOffset>, &'a str)> {
+/// `Mmm dd [yyyy ]hh:mm:ss[.fff][ ZONE]` and what follows it; `marked` when a sequence
+/// number or clock marker came before (then an upper-case word is a zone name).
+fn cisco_time<'a>(
+    s: &'a str,
+    cx: &Context,
+    marked: bool,
+) -> Option<(DateTime<FixedOffset>, &'a str)> {
     let month = MONTHS.iter().position(|m| s.starts_with(m))? as u32 + 1;
     let mut words = s[3..].trim_start().splitn(2, ' ');
     let day: u32 = words.next()?.parse().ok()?;
@@ -299,13 +310,19 @@ fn cisco_time<'a>(s: &'a str, cx: &Context) -> Option<(DateTime<FixedOffset>, &'
     };
     // A zone name: UTC/GMT are known; another name is recorded, and the time read in the
     // configured zone (abbreviations such as CST are ambiguous).
+    // A word is a zone only when it is UTC/GMT, or upper case and the header is marked as
+    // Cisco's (sequence number or clock marker): `Dec  6 09:46:11 core: …` names a host.
     let mut zone = cx.zone;
     let mut after = after_clock;
-    if let Some(z) = after.strip_prefix(' ') {
-        let name_end = z.find(':').unwrap_or(z.len());
+    if let Some(z) = after.strip_prefix(' ')
+        && let Some(name_end) = z.find(':')
+    {
         let name = &z[..name_end];
-        if !name.is_empty() && name.len() <= 8 && name.bytes().all(|b| b.is_ascii_alphabetic()) {
-            if name.eq_ignore_ascii_case("UTC") || name.eq_ignore_ascii_case("GMT") {
+        let utc = name == "UTC" || name == "GMT";
+        let abbreviation =
+            (2..=5).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_uppercase());
+        if utc || (marked && abbreviation) {
+            if utc {
                 zone = FixedOffset::east_opt(0)?;
             }
             after = &z[name_end..];

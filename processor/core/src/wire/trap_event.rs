@@ -31,12 +31,14 @@ const OBJECT_NAMES: &[(&str, &str)] = &[
 /// The longest message built from bindings; the rest stays in the attributes.
 const MAX_MESSAGE: usize = 4096;
 
-/// The event of a notification from `peer`, received at `received`.
+/// The event of a notification from `peer`, received at `received`. The message is cut
+/// to `max_message` bytes (and at most 4 KiB); the bindings stay whole in `varbinds`.
 pub fn to_event(
     n: &Notification,
     peer: IpAddr,
     received: DateTime<Utc>,
     table: &TrapTable,
+    max_message: usize,
 ) -> Value {
     let known = table.lookup(&n.trap_oid);
     let (name, severity) = match &known {
@@ -89,7 +91,12 @@ pub fn to_event(
     attrs.insert("hostname_from".into(), json!(from));
     attrs.insert(
         "message".into(),
-        json!(message(name, &n.trap_oid, &n.varbinds)),
+        json!(message(
+            name,
+            &n.trap_oid,
+            &n.varbinds,
+            max_message.min(MAX_MESSAGE)
+        )),
     );
     attrs.insert("varbinds".into(), Value::Array(bindings));
     attrs.insert("hostname".into(), json!(hostname));
@@ -103,8 +110,9 @@ pub fn to_event(
     Value::Object(attrs)
 }
 
-/// `linkDown (1.3.6.1.6.3.1.1.5.3): ifIndex.2=2 ifOperStatus.2=2`.
-fn message(name: Option<&str>, oid: &str, varbinds: &[(String, Value)]) -> String {
+/// `linkDown (1.3.6.1.6.3.1.1.5.3): ifIndex.2=2 ifOperStatus.2=2`, at most `max` bytes.
+fn message(name: Option<&str>, oid: &str, varbinds: &[(String, Value)], max: usize) -> String {
+    const MORE: &str = " …";
     let mut m = match name {
         Some(n) => format!("{n} ({oid})"),
         None => format!("trap {oid}"),
@@ -121,12 +129,20 @@ fn message(name: Option<&str>, oid: &str, varbinds: &[(String, Value)]) -> Strin
             if first { ": " } else { " " },
             object_name(o)
         );
-        if m.len() + part.len() > MAX_MESSAGE {
-            m.push_str(" …");
+        if m.len() + part.len() + MORE.len() > max {
+            m.push_str(MORE);
             break;
         }
         m.push_str(&part);
         first = false;
+    }
+    // The head alone may be over a very small limit: cut it at a character boundary.
+    if m.len() > max {
+        let mut cut = max;
+        while !m.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        m.truncate(cut);
     }
     m
 }
@@ -160,6 +176,7 @@ mod tests {
                 ("1.3.6.1.2.1.2.2.1.1.2".into(), json!(2)),
                 ("1.3.6.1.2.1.2.2.1.2.2".into(), json!("Gi0/1")),
             ],
+            MAX_MESSAGE,
         );
         assert_eq!(
             m,
@@ -172,8 +189,10 @@ mod tests {
         let vbs: Vec<(String, Value)> = (0..2000)
             .map(|i| (format!("1.3.6.1.4.1.9.{i}"), json!("x".repeat(10))))
             .collect();
-        let m = message(None, "1.3.6.1.4.1.9.1", &vbs);
-        assert!(m.len() <= MAX_MESSAGE + 4);
+        let m = message(None, "1.3.6.1.4.1.9.1", &vbs, MAX_MESSAGE);
+        assert!(m.len() <= MAX_MESSAGE);
         assert!(m.ends_with('…'));
+        let m = message(Some("ünïcode-name"), "1.3.6.1.4.1.9.1", &vbs, 5);
+        assert!(m.len() <= 5);
     }
 }

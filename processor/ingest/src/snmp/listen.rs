@@ -29,6 +29,8 @@ pub struct Options {
     pub communities: StateRx,
     /// Names and severities of trap OIDs.
     pub table: Arc<TrapTable>,
+    /// The longest message (`MUTT_INGEST_MAX_MESSAGE_BYTES`).
+    pub max_message: usize,
 }
 
 /// Whether `community` is one of the accepted ones, compared in constant time.
@@ -83,6 +85,7 @@ pub async fn serve(socket: UdpSocket, intake: Intake, opts: Options, stop: Cance
         }
         let received = chrono::Utc::now();
         let mut values = Vec::with_capacity(datagrams.len());
+        // The Response of each inform, by the position of its event in `values`.
         let mut responses = Vec::new();
         for (d, peer) in &datagrams {
             let n = match decode(d) {
@@ -92,21 +95,22 @@ pub async fn serve(socket: UdpSocket, intake: Intake, opts: Options, stop: Cance
                     continue;
                 }
             };
-            if !accepted(&opts.communities, &n.community) {
+            if !accepted(&opts.communities, n.community()) {
                 // Counted, never logged with the community it carried.
                 intake.parse_error("community");
                 tracing::debug!(peer = %peer.ip(), "snmp notification refused: unknown community");
                 continue;
+            }
+            if let Some(r) = inform_response(&n) {
+                responses.push((values.len(), r, *peer));
             }
             values.push(to_event(
                 &n,
                 peer.ip().to_canonical(),
                 received,
                 &opts.table,
+                opts.max_message,
             ));
-            if let Some(r) = inform_response(&n) {
-                responses.push((r, *peer));
-            }
         }
         if values.is_empty() {
             continue;
@@ -115,9 +119,10 @@ pub async fn serve(socket: UdpSocket, intake: Intake, opts: Options, stop: Cance
             intake.dropped("lag", values.len());
             continue;
         }
-        if !intake.rate_wait(values.len()).await.is_zero() {
-            intake.dropped("rate_limit", values.len());
-            continue;
+        let admitted = intake.take_rate(values.len(), false).await;
+        if admitted < values.len() {
+            intake.dropped("rate_limit", values.len() - admitted);
+            values.truncate(admitted);
         }
         let span = receive_span(Source::Snmp, values.len());
         let batch = intake.prepare(values, &span);
@@ -129,7 +134,12 @@ pub async fn serve(socket: UdpSocket, intake: Intake, opts: Options, stop: Cance
         {
             continue;
         }
-        for (r, peer) in responses {
+        // Only informs whose event is in the stream are answered: one refused by
+        // validation, shed or over the rate gets no Response, so its sender retries.
+        for (i, r, peer) in responses {
+            if batch.kept.binary_search(&i).is_err() {
+                continue;
+            }
             if let Err(e) = socket.send_to(&r, peer).await {
                 tracing::debug!(%peer, error = %e, "cannot answer an inform");
             }

@@ -32,8 +32,11 @@ const READ_CHUNK: usize = 64 * 1024;
 /// A connection that sends nothing for this long is closed.
 const IDLE: Duration = Duration::from_secs(600);
 /// Once the process stops, connections are read until they are quiet this long, so that
-/// what a sender wrote before it saw the close is not reset away.
+/// what a sender wrote before it saw the close is not reset away…
 const DRAIN_QUIET: Duration = Duration::from_millis(300);
+/// …but no longer than this in all, well within the default `MUTT_SHUTDOWN_GRACE` (20 s),
+/// for a sender that never pauses.
+const DRAIN_MAX: Duration = Duration::from_secs(3);
 
 /// Settings of the syslog listeners.
 #[derive(Debug, Clone, Copy)]
@@ -105,9 +108,10 @@ pub async fn serve_udp(socket: UdpSocket, intake: Intake, opts: Options, stop: C
             intake.dropped("lag", values.len());
             continue;
         }
-        if !intake.rate_wait(values.len()).await.is_zero() {
-            intake.dropped("rate_limit", values.len());
-            continue;
+        let admitted = intake.take_rate(values.len(), false).await;
+        if admitted < values.len() {
+            intake.dropped("rate_limit", values.len() - admitted);
+            values.truncate(admitted);
         }
         let span = receive_span(Source::SyslogUdp, values.len());
         let batch = intake.prepare(values, &span);
@@ -201,10 +205,20 @@ async fn read_stream<S: AsyncRead + Unpin>(
     };
     let mut framer = Framer::new(opts.max_frame);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // Once stopping, the drain ends at this deadline even if the sender never pauses.
+    let mut drain_until = None;
     loop {
         // Stop reading while MUTT is over its lag cap: the sender's buffer holds the data.
         while intake.over_lag() && !stop.is_cancelled() {
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if stop.is_cancelled() {
+            let until = *drain_until.get_or_insert_with(|| tokio::time::Instant::now() + DRAIN_MAX);
+            if tokio::time::Instant::now() >= until {
+                // Whatever is buffered still goes in; the sender resends the rest.
+                take_frames(&mut framer, &mut buf, true, peer, transport, intake, opts).await?;
+                return Ok(());
+            }
         }
         buf.reserve(READ_CHUNK);
         let wait = if stop.is_cancelled() {
@@ -214,56 +228,75 @@ async fn read_stream<S: AsyncRead + Unpin>(
         };
         let read = tokio::select! {
             r = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => r,
-            // Stopping: switch to the short quiet timeout at once.
+            // Stopping: switch to the short quiet timeout at once (read_buf is cancel
+            // safe: nothing read is lost).
             _ = stop.cancelled(), if !stop.is_cancelled() => continue,
         };
-        let closed = match read {
-            Err(_) => return Ok(()),
-            Ok(Err(e)) => return Err(e.to_string()),
-            Ok(Ok(0)) => true,
-            Ok(Ok(_)) => false,
+        // Every way a connection ends still takes what was read: quiet (idle, or the
+        // drain), closed, or broken (a TLS peer without close_notify, a reset).
+        let (end, error) = match read {
+            Err(_) => (true, None),
+            Ok(Ok(0)) => (true, None),
+            Ok(Ok(_)) => (false, None),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => (true, None),
+            Ok(Err(e)) => (true, Some(e.to_string())),
         };
-        let mut values = Vec::new();
-        let cx = context(peer, transport, opts);
-        let mut broken = false;
-        loop {
-            let frame = if closed {
-                framer.next(&mut buf).or_else(|| framer.finish(&mut buf))
-            } else {
-                framer.next(&mut buf)
-            };
-            match frame {
-                None => break,
-                Some(Frame::Message(m)) => match parse(&m, &cx) {
-                    Ok(v) => values.push(v),
-                    Err(e) => intake.parse_error(e.kind()),
-                },
-                Some(Frame::TooLong) => intake.parse_error("too_long"),
-                Some(Frame::Broken) => {
-                    intake.parse_error("framing");
-                    broken = true;
-                    break;
-                }
-            }
-        }
-        if !values.is_empty() {
-            let wait = intake.rate_wait(values.len()).await;
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-            let span = receive_span(intake.source(), values.len());
-            let batch = intake.prepare(values, &span);
-            intake
-                .append(&batch.entries)
-                .instrument(span)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        if broken {
-            return Err("the stream cannot be framed (an octet count without its space)".into());
-        }
-        if closed {
-            return Ok(());
+        take_frames(&mut framer, &mut buf, end, peer, transport, intake, opts).await?;
+        if end {
+            return error.map_or(Ok(()), Err);
         }
     }
+}
+
+/// Parses the complete frames in `buf` (with `end`, also a last line without its line
+/// feed) and appends them, waiting for the rate limit. A broken frame ends the
+/// connection: what follows it cannot be framed (counted once, as `framing`).
+async fn take_frames(
+    framer: &mut Framer,
+    buf: &mut BytesMut,
+    end: bool,
+    peer: SocketAddr,
+    transport: &'static str,
+    intake: &Intake,
+    opts: &Options,
+) -> Result<(), String> {
+    let mut values = Vec::new();
+    let cx = context(peer, transport, opts);
+    let mut broken = false;
+    loop {
+        let frame = if end {
+            framer.next(buf).or_else(|| framer.finish(buf))
+        } else {
+            framer.next(buf)
+        };
+        match frame {
+            None => break,
+            Some(Frame::Message(m)) => match parse(&m, &cx) {
+                Ok(v) => values.push(v),
+                Err(e) => intake.parse_error(e.kind()),
+            },
+            Some(Frame::TooLong) => intake.parse_error("too_long"),
+            Some(Frame::Broken) => {
+                intake.parse_error("framing");
+                broken = true;
+                break;
+            }
+        }
+    }
+    if !values.is_empty() {
+        // A stream waits for the rate limit instead of dropping.
+        intake.take_rate(values.len(), true).await;
+        let span = receive_span(intake.source(), values.len());
+        let batch = intake.prepare(values, &span);
+        intake
+            .append(&batch.entries)
+            .instrument(span)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    if broken {
+        buf.clear();
+        return Err("the stream cannot be framed (an octet count without its space)".into());
+    }
+    Ok(())
 }

@@ -69,7 +69,11 @@ fn a_v2c_trap_gives_its_oid_uptime_and_bindings() {
     );
     let n = decode(&d).unwrap();
     assert_eq!(n.version, Version::V2c);
-    assert_eq!(n.community, b"public");
+    assert_eq!(n.community(), b"public");
+    assert!(
+        !format!("{n:?}").contains("public"),
+        "Debug leaves the community out"
+    );
     assert_eq!(n.trap_oid, "1.3.6.1.6.3.1.1.5.3");
     assert_eq!(n.uptime, Some(12345));
     assert!(n.inform.is_none());
@@ -146,17 +150,26 @@ fn other_messages_are_refused_with_their_kind() {
     let no_oid = v2c("public", v2::Pdus::Trap(v2::Trap(pdu(vec![]))));
     assert_eq!(decode(&no_oid).unwrap_err(), DecodeError::NoTrapOid);
     assert_eq!(decode(b"").unwrap_err(), DecodeError::Malformed);
+    // A v2c header without a community or PDU.
     assert_eq!(
-        decode(b"\x30\x03\x02\x01\x03").unwrap_err().kind(),
+        decode(b"\x30\x03\x02\x01\x01").unwrap_err().kind(),
         "malformed"
     );
-    let v3 = rasn::ber::encode(&v2c::Message {
-        version: Integer::from(3),
-        community: b"x".to_vec().into(),
-        data: v2::Pdus::Trap(v2::Trap(pdu(vec![]))),
-    })
-    .unwrap();
+    assert_eq!(
+        decode(b"\x04\x03\x02\x01\x01").unwrap_err().kind(),
+        "malformed"
+    );
+    // An SNMPv3 message: version 3, then msgGlobalData (a SEQUENCE), no community.
+    let v3 = [
+        0x30, 0x13, 0x02, 0x01, 0x03, 0x30, 0x0e, 0x02, 0x02, 0x12, 0x34, 0x02, 0x03, 0x00, 0xff,
+        0xe3, 0x04, 0x01, 0x04, 0x02, 0x01, 0x03,
+    ];
     assert_eq!(decode(&v3).unwrap_err(), DecodeError::Version(3));
+    // The long length form.
+    let mut long = vec![0x30, 0x81, 0x03, 0x02, 0x01, 0x03];
+    assert_eq!(decode(&long).unwrap_err(), DecodeError::Version(3));
+    long[5] = 0x00;
+    assert_eq!(decode(&long).unwrap_err(), DecodeError::Malformed);
 }
 
 proptest! {

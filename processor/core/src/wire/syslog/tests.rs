@@ -130,6 +130,24 @@ fn invalid_utf8_is_replaced_and_a_long_message_cut() {
 }
 
 #[test]
+fn a_host_name_after_the_time_is_not_a_zone() {
+    let v = p("<189>Dec  6 09:46:11 core: %LINK-3-UPDOWN: Interface Gi0/2, changed state to down");
+    assert_eq!(v["syslog_format"], "rfc3164", "{v}");
+    assert_eq!(v["hostname"], "core", "{v}");
+    // With a clock marker, an upper-case word is Cisco's zone.
+    let v = p("<189>*Dec  6 09:46:11 CET: %LINK-3-UPDOWN: x");
+    assert_eq!(v["message"], "%LINK-3-UPDOWN: x");
+}
+
+#[test]
+fn structured_data_without_a_message_is_still_an_event() {
+    let v = p("<14>1 2026-12-07T10:00:00Z host app - ID1 [exampleSDID@32473 iut=\"3\"]");
+    assert_eq!(v["structured_data"]["exampleSDID@32473"]["iut"], "3");
+    assert!(!v["message"].as_str().unwrap().is_empty());
+    assert_eq!(v["message_from"], "header");
+}
+
+#[test]
 fn empty_lines_are_errors() {
     assert_eq!(parse(b"", &cx()), Err(ParseError::Empty));
     assert_eq!(parse(b" \r\n", &cx()), Err(ParseError::Empty));
