@@ -19,6 +19,8 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     aof: bool,
+    /// The master's port, for a replica.
+    replica_of: Option<u16>,
 }
 
 impl RedisServer {
@@ -31,6 +33,22 @@ impl RedisServer {
             port,
             dir,
             aof,
+            replica_of: None,
+        };
+        s.launch().await?;
+        Ok(s)
+    }
+
+    /// Starts a replica of `master` (no persistence) and waits until its link is up.
+    pub async fn start_replica_of(master: &RedisServer) -> anyhow::Result<Self> {
+        let port = free_port();
+        let dir = scratch_dir("redis", port)?;
+        let mut s = Self {
+            child: None,
+            port,
+            dir,
+            aof: false,
+            replica_of: Some(master.port),
         };
         s.launch().await?;
         Ok(s)
@@ -53,6 +71,9 @@ impl RedisServer {
         } else {
             cmd.args(["--appendonly", "no"]);
         }
+        if let Some(m) = self.replica_of {
+            cmd.args(["--replicaof", "127.0.0.1", &m.to_string()]);
+        }
         self.child = Some(cmd.spawn().context("starting redis-server")?);
         let url = self.url();
         wait_until("private redis to answer", Duration::from_secs(10), || {
@@ -67,6 +88,23 @@ impl RedisServer {
             }
         })
         .await?;
+        if self.replica_of.is_some() {
+            let url = self.url();
+            wait_until("the replica's link up", Duration::from_secs(10), || {
+                let url = url.clone();
+                async move {
+                    let c = redis::Client::open(url).ok()?;
+                    let mut conn = c.get_multiplexed_async_connection().await.ok()?;
+                    let info: String = redis::cmd("INFO")
+                        .arg("replication")
+                        .query_async(&mut conn)
+                        .await
+                        .ok()?;
+                    info.contains("master_link_status:up").then_some(())
+                }
+            })
+            .await?;
+        }
         Ok(())
     }
 

@@ -9,6 +9,7 @@ mod console;
 mod console_api;
 mod control;
 mod docs;
+mod durability;
 mod faults;
 mod hold;
 mod idempotency;

@@ -122,6 +122,37 @@ impl Bus {
         self.auth.as_ref()
     }
 
+    /// A `Bus` with a connection of its own (same server, names and credentials), for
+    /// writes that are followed by `WAIT`: `WAIT` blocks its connection, and it counts the
+    /// writes made on that connection only.
+    pub async fn with_own_connection(&self) -> Result<Self, BusError> {
+        let conn = ConnectionManager::new_with_config(
+            self.client.clone(),
+            manager_config(RESPONSE_TIMEOUT, self.auth.as_ref()),
+        )
+        .await?;
+        Ok(Self {
+            client: self.client.clone(),
+            conn,
+            names: self.names.clone(),
+            auth: self.auth.clone(),
+        })
+    }
+
+    /// Waits at most `timeout` until `replicas` replicas acknowledged every write made on
+    /// this `Bus`'s connection so far; returns how many did (Redis `WAIT`).
+    pub async fn wait_replicas(&self, replicas: usize, timeout: Duration) -> Result<u64, BusError> {
+        let millis = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let n: u64 = redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(millis)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(n)
+    }
+
     /// A handle on the shared connection, for the modules of this crate.
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.conn.clone()

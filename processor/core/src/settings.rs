@@ -54,6 +54,11 @@ pub struct IngestSettings {
     pub limits: Limits,
     /// A request that takes longer is answered 408/503 and nothing of it is accepted.
     pub request_timeout: Duration,
+    /// Replicas that must hold a batch before ingest acknowledges it (`WAIT`); 0: the
+    /// master's memory is enough.
+    pub min_replicas: usize,
+    /// How long ingest waits for them before answering 503.
+    pub replica_timeout: Duration,
 }
 
 /// The native syslog listeners of `mutt ingest` (each unset: off).

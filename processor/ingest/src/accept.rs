@@ -108,14 +108,10 @@ pub(crate) async fn append(
     keyed: Option<&idempotency::Request>,
     cid: &str,
 ) -> Result<bool, Refused> {
+    let bus = state.append_bus();
     let appended = match keyed {
-        None => state
-            .bus
-            .append(&state.stream, entries)
-            .await
-            .map(|_| false),
-        Some(k) => state
-            .bus
+        None => bus.append(&state.stream, entries).await.map(|_| false),
+        Some(k) => bus
             .append_once(
                 &state.stream,
                 &k.member(),
@@ -125,7 +121,7 @@ pub(crate) async fn append(
             .await
             .map(|ids| ids.is_none()),
     };
-    appended.map_err(|e| {
+    let replayed = appended.map_err(|e| {
         tracing::warn!(error = %e, correlation_id = cid, "ingest: cannot append to redis");
         metrics()
             .dependency_errors
@@ -144,7 +140,26 @@ pub(crate) async fn append(
             )
             .retry_after(RETRY_AFTER_UNAVAILABLE),
         )
-    })
+    })?;
+    // Acknowledged only once the replicas hold it (MUTT_INGEST_MIN_REPLICAS). A resend
+    // with the same Idempotency-Key appends nothing twice and waits again.
+    state.replicated().await.map_err(|short| {
+        tracing::warn!(correlation_id = cid, "ingest: {short}");
+        refuse(
+            "replication",
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_replicated",
+                format!(
+                    "the events were appended, but {short} (MUTT_INGEST_MIN_REPLICAS): they \
+                     may be lost if the server fails now; resend the same request later, with \
+                     an Idempotency-Key header so that it is appended at most once"
+                ),
+            )
+            .retry_after(RETRY_AFTER_UNAVAILABLE),
+        )
+    })?;
+    Ok(replayed)
 }
 
 /// Marks the answer to a resend that was not appended again.

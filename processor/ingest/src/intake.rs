@@ -208,8 +208,14 @@ impl Intake {
         let mut pause = Duration::from_millis(50);
         let mut stop_deadline = None;
         loop {
-            match self.state.bus.append(&self.state.stream, entries).await {
+            match self
+                .state
+                .append_bus()
+                .append(&self.state.stream, entries)
+                .await
+            {
                 Ok(_) => {
+                    self.until_replicated(entries.len()).await?;
                     metrics()
                         .ingest_events
                         .with_label_values(&[self.source.as_str(), "accepted"])
@@ -242,6 +248,36 @@ impl Intake {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Intake {
+    /// With `MUTT_INGEST_MIN_REPLICAS`: waits (not reading meanwhile, like any dependency
+    /// that refuses, ADR 0013) until the replicas hold what was appended, so that an
+    /// inform is answered and the next read made only then. Appends nothing again.
+    async fn until_replicated(&self, count: usize) -> Result<(), GaveUp> {
+        let mut stop_deadline = None;
+        loop {
+            match self.state.replicated().await {
+                Ok(()) => return Ok(()),
+                Err(short) => {
+                    tracing::warn!(
+                        source = self.source.as_str(),
+                        events = count,
+                        "holding: {short}"
+                    );
+                }
+            }
+            if self.stop.is_cancelled() {
+                let deadline =
+                    *stop_deadline.get_or_insert_with(|| tokio::time::Instant::now() + STOP_RETRY);
+                if tokio::time::Instant::now() >= deadline {
+                    // Appended on the master, not confirmed: not lost, not acknowledged.
+                    return Err(GaveUp { count });
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 }

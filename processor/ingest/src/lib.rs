@@ -70,6 +70,64 @@ pub struct IngestState {
     pub lag: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The bytes of the request bodies in flight (`MUTT_INGEST_MAX_INFLIGHT_BYTES`).
     pub budget: Budget,
+    /// With `MUTT_INGEST_MIN_REPLICAS` > 0: where appends go and how many replicas must
+    /// hold them before they are acknowledged.
+    pub replication: Option<Replication>,
+}
+
+/// Acknowledgement after replication (`MUTT_INGEST_MIN_REPLICAS`, ADR 0021).
+#[derive(Debug, Clone)]
+pub struct Replication {
+    /// A connection of its own: `WAIT` blocks it, and counts the writes made on it.
+    pub bus: Bus,
+    /// Replicas that must hold the entries.
+    pub min: usize,
+    /// How long to wait for them.
+    pub timeout: std::time::Duration,
+}
+
+impl IngestState {
+    /// The connection appends go through: the replicated one when acknowledgement waits
+    /// for replicas.
+    pub(crate) fn append_bus(&self) -> &Bus {
+        self.replication.as_ref().map_or(&self.bus, |r| &r.bus)
+    }
+
+    /// Waits until the replicas hold what was appended; `Err` with how many did.
+    pub(crate) async fn replicated(&self) -> Result<(), ReplicationShort> {
+        let Some(r) = &self.replication else {
+            return Ok(());
+        };
+        let acked = match r.bus.wait_replicas(r.min, r.timeout).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "WAIT failed");
+                0
+            }
+        };
+        if acked >= r.min as u64 {
+            Ok(())
+        } else {
+            metrics().ingest_unreplicated.inc();
+            Err(ReplicationShort {
+                acked,
+                wanted: r.min,
+                timeout: r.timeout,
+            })
+        }
+    }
+}
+
+/// Fewer replicas than `MUTT_INGEST_MIN_REPLICAS` confirmed an append in time.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("{acked} of {wanted} replicas confirmed the append within {timeout:?}")]
+pub struct ReplicationShort {
+    /// How many did.
+    pub acked: u64,
+    /// How many must.
+    pub wanted: usize,
+    /// How long they had.
+    pub timeout: std::time::Duration,
 }
 
 /// The ingest router.

@@ -304,6 +304,19 @@ pub(crate) async fn run(
                 })
                 .await?;
                 let lag = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let replication = if settings.ingest.min_replicas > 0 {
+                    let own = connect("Redis (replicated appends)", &shutdown, || {
+                        bus.with_own_connection()
+                    })
+                    .await?;
+                    Some(mutt_ingest::Replication {
+                        bus: own,
+                        min: settings.ingest.min_replicas,
+                        timeout: settings.ingest.replica_timeout,
+                    })
+                } else {
+                    None
+                };
                 let state = Arc::new(IngestState {
                     bus: bus.clone(),
                     keys: keys.clone(),
@@ -312,6 +325,7 @@ pub(crate) async fn run(
                     hot: hot.clone(),
                     lag: lag.clone(),
                     budget: mutt_ingest::body::Budget::new(settings.ingest.max_inflight_bytes),
+                    replication,
                 });
                 spawn_beside(
                     &mut tasks,

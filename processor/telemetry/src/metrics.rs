@@ -46,6 +46,8 @@ pub struct Metrics {
     pub ingest_udp_kernel_drops: IntCounterVec,
     /// Open syslog connections, by source.
     pub ingest_connections: IntGaugeVec,
+    /// Appends that fewer than `MUTT_INGEST_MIN_REPLICAS` replicas confirmed in time.
+    pub ingest_unreplicated: IntCounter,
     /// Times the alerter paused reading because the forwarders were behind.
     pub alerter_backpressure: IntCounter,
     /// 1 while the alerter has stopped reading because the forwarders are behind.
@@ -234,6 +236,11 @@ impl Metrics {
                 "mutt_ingest_connections",
                 "Open syslog connections, by source.",
                 &["source"],
+            ),
+            ingest_unreplicated: counter(
+                &r,
+                "mutt_ingest_unreplicated_total",
+                "Appends that fewer than MUTT_INGEST_MIN_REPLICAS replicas confirmed in time.",
             ),
             alerter_backpressure: counter(
                 &r,

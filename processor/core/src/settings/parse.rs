@@ -30,6 +30,15 @@ pub(super) fn positive_duration(s: &str) -> Parsed<Duration> {
     Ok(d)
 }
 
+/// `WAIT`'s timeout: the connection's response timeout (10 s) must stay longer.
+pub(super) fn replica_timeout(s: &str) -> Parsed<Duration> {
+    let d = positive_duration(s)?;
+    if d > Duration::from_secs(5) {
+        return Err("at most 5s (a client waits this long for its answer)".into());
+    }
+    Ok(d)
+}
+
 /// `XREADGROUP … BLOCK`: a reader blocked longer would hold up a shutdown.
 pub(super) fn read_block(s: &str) -> Parsed<Duration> {
     let d = positive_duration(s)?;

@@ -6,7 +6,8 @@
 use super::Settings;
 use super::parse::{
     Parsed, addr, count, http_url, log_format, name_of, optional, otlp_http, path,
-    positive_duration, postgres_url, ratio, read_block, redis_url, secret, utc_offset,
+    positive_duration, postgres_url, ratio, read_block, redis_url, replica_timeout, secret,
+    utc_offset,
 };
 
 /// How a setting starts when the operator does not give it.
@@ -142,6 +143,10 @@ static_settings! {
     "MUTT_INGEST_MAX_EVENT_BYTES" => ingest.limits.max_event_bytes: Value("65536"), count(256, 4 << 20);
     /// request deadline
     "MUTT_INGEST_REQUEST_TIMEOUT" => ingest.request_timeout: Value("30s"), positive_duration;
+    /// replicas that must hold an entry before ingest acknowledges it (Redis `WAIT`); 0: none
+    "MUTT_INGEST_MIN_REPLICAS" => ingest.min_replicas: Value("0"), count(0, 16);
+    /// how long ingest waits for those replicas before answering 503
+    "MUTT_INGEST_REPLICA_TIMEOUT" => ingest.replica_timeout: Value("1s"), replica_timeout;
     /// syslog over UDP (RFC 5424, RFC 3164, Cisco IOS)
     "MUTT_SYSLOG_UDP_LISTEN" => syslog.udp_listen: Absent("unset: off"), optional(addr);
     /// syslog over TCP, octet-counted or newline-framed (RFC 6587)
