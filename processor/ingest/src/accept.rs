@@ -144,6 +144,7 @@ pub(crate) async fn append(
     // Acknowledged only once the replicas hold it (MUTT_INGEST_MIN_REPLICAS). A resend
     // with the same Idempotency-Key appends nothing twice and waits again.
     state.replicated().await.map_err(|short| {
+        metrics().ingest_unreplicated.inc();
         tracing::warn!(correlation_id = cid, "ingest: {short}");
         refuse(
             "replication",

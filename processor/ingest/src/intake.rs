@@ -258,10 +258,15 @@ impl Intake {
     /// inform is answered and the next read made only then. Appends nothing again.
     async fn until_replicated(&self, count: usize) -> Result<(), GaveUp> {
         let mut stop_deadline = None;
+        let mut first = true;
         loop {
             match self.state.replicated().await {
                 Ok(()) => return Ok(()),
                 Err(short) => {
+                    // Counted once per batch, however long it is held.
+                    if std::mem::take(&mut first) {
+                        metrics().ingest_unreplicated.inc();
+                    }
                     tracing::warn!(
                         source = self.source.as_str(),
                         events = count,

@@ -108,7 +108,6 @@ impl IngestState {
         if acked >= r.min as u64 {
             Ok(())
         } else {
-            metrics().ingest_unreplicated.inc();
             Err(ReplicationShort {
                 acked,
                 wanted: r.min,
