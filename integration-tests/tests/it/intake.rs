@@ -72,6 +72,27 @@ async fn ok(program: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether an inform (coldStart) sent with `community` to `target` is answered within 1 s.
+async fn answered_inform(target: &str, community: &str) -> bool {
+    let args = [
+        "-v",
+        "2c",
+        "-c",
+        community,
+        "-t",
+        "1",
+        "-r",
+        "0",
+        target,
+        "",
+        "1.3.6.1.6.3.1.1.5.1",
+    ];
+    run("snmpinform", &args)
+        .await
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
 fn have(program: &str) -> bool {
     which(program).is_some()
 }
@@ -626,30 +647,7 @@ async fn snmp_communities_rotate_through_their_file() -> anyhow::Result<()> {
     )
     .await?;
     let target = format!("127.0.0.1:{port}");
-    let inform = |c: &'static str| {
-        let target = target.clone();
-        async move {
-            run(
-                "snmpinform",
-                &[
-                    "-v",
-                    "2c",
-                    "-c",
-                    c,
-                    "-t",
-                    "1",
-                    "-r",
-                    "0",
-                    &target,
-                    "",
-                    "1.3.6.1.6.3.1.1.5.1",
-                ],
-            )
-            .await
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-        }
-    };
+    let inform = |c: &'static str| answered_inform(&target, c);
     assert!(inform("old-one").await);
     assert!(!inform("new-one").await);
     std::fs::write(&file, "new-one\n")?;
@@ -971,30 +969,7 @@ async fn snmp_communities_rotate_through_the_control_plane() -> anyhow::Result<(
     .await?;
     let api = Api::new(&control.control_url, "test-key");
     let target = format!("127.0.0.1:{port}");
-    let inform = |c: &'static str| {
-        let target = target.clone();
-        async move {
-            run(
-                "snmpinform",
-                &[
-                    "-v",
-                    "2c",
-                    "-c",
-                    c,
-                    "-t",
-                    "1",
-                    "-r",
-                    "0",
-                    &target,
-                    "",
-                    "1.3.6.1.6.3.1.1.5.1",
-                ],
-            )
-            .await
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-        }
-    };
+    let inform = |c: &'static str| answered_inform(&target, c);
     let step = |step: &'static str, value: Option<&'static str>| {
         let api = &api;
         async move {

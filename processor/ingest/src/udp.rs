@@ -29,6 +29,59 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
+/// The largest datagram: a UDP payload cannot be longer.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// Reads a datagram listener's socket in batches: one datagram waited for, then those
+/// already queued, up to a limit, so that a burst costs one append.
+#[derive(Debug)]
+pub struct Batches {
+    socket: Arc<UdpSocket>,
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl Batches {
+    /// Batches of at most `max` datagrams from `socket`.
+    pub fn new(socket: Arc<UdpSocket>, max: usize) -> Self {
+        Self {
+            socket,
+            buf: vec![0u8; MAX_DATAGRAM],
+            max: max.max(1),
+        }
+    }
+
+    /// The next batch (never empty), or `None` once `stop` is cancelled. A receive error
+    /// (an ICMP error queued on the socket) is logged and skipped.
+    pub async fn next(
+        &mut self,
+        source: Source,
+        stop: &CancellationToken,
+    ) -> Option<Vec<(Vec<u8>, SocketAddr)>> {
+        loop {
+            let first = tokio::select! {
+                _ = stop.cancelled() => return None,
+                r = self.socket.recv_from(&mut self.buf) => r,
+            };
+            let mut datagrams = Vec::new();
+            match first {
+                Ok((len, peer)) => datagrams.push((self.buf[..len].to_vec(), peer)),
+                Err(e) => {
+                    tracing::debug!(source = source.as_str(), error = %e, "udp receive");
+                    continue;
+                }
+            }
+            while datagrams.len() < self.max {
+                match self.socket.try_recv_from(&mut self.buf) {
+                    Ok((len, peer)) => datagrams.push((self.buf[..len].to_vec(), peer)),
+                    Err(_) => break,
+                }
+            }
+            return Some(datagrams);
+        }
+    }
+}
+
 /// Adds the kernel's drop count of `socket` to the metric every second until `stop`.
 pub async fn watch_kernel_drops(socket: Arc<UdpSocket>, source: Source, stop: CancellationToken) {
     let Ok(inode) =

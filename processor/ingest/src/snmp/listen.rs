@@ -3,7 +3,6 @@
 //! the stream (an inform that could not be appended gets no Response, so the sender
 //! retries it).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mutt_worker::credentials::StateRx;
@@ -63,26 +62,8 @@ pub async fn serve(socket: UdpSocket, intake: Intake, opts: Options, stop: Cance
         Source::Snmp,
         stop.clone(),
     ));
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        let first = tokio::select! {
-            _ = stop.cancelled() => break,
-            r = socket.recv_from(&mut buf) => r,
-        };
-        let mut datagrams: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
-        match first {
-            Ok((len, peer)) => datagrams.push((buf[..len].to_vec(), peer)),
-            Err(e) => {
-                tracing::debug!(error = %e, "snmp receive");
-                continue;
-            }
-        }
-        while datagrams.len() < BATCH {
-            match socket.try_recv_from(&mut buf) {
-                Ok((len, peer)) => datagrams.push((buf[..len].to_vec(), peer)),
-                Err(_) => break,
-            }
-        }
+    let mut batches = udp::Batches::new(socket.clone(), BATCH);
+    while let Some(datagrams) = batches.next(Source::Snmp, &stop).await {
         let received = chrono::Utc::now();
         let mut values = Vec::with_capacity(datagrams.len());
         // The Response of each inform, by the position of its event in `values`.

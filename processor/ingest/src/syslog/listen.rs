@@ -25,8 +25,6 @@ use mutt_core::wire::syslog::{Context, parse};
 
 /// Datagrams read in one batch at most (after the first, only those already queued).
 const UDP_BATCH: usize = 512;
-/// The largest datagram: a UDP payload cannot be longer.
-const UDP_MAX: usize = 65_535;
 /// Bytes read from a stream at once.
 const READ_CHUNK: usize = 64 * 1024;
 /// A connection that sends nothing for this long is closed.
@@ -69,27 +67,8 @@ pub async fn serve_udp(socket: UdpSocket, intake: Intake, opts: Options, stop: C
         intake.source(),
         stop.clone(),
     ));
-    let mut buf = vec![0u8; UDP_MAX];
-    loop {
-        let first = tokio::select! {
-            _ = stop.cancelled() => break,
-            r = socket.recv_from(&mut buf) => r,
-        };
-        // Read what is queued already, up to a batch: one append for all of it.
-        let mut datagrams: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
-        match first {
-            Ok((len, peer)) => datagrams.push((buf[..len].to_vec(), peer)),
-            Err(e) => {
-                tracing::debug!(error = %e, "syslog udp receive");
-                continue;
-            }
-        }
-        while datagrams.len() < UDP_BATCH {
-            match socket.try_recv_from(&mut buf) {
-                Ok((len, peer)) => datagrams.push((buf[..len].to_vec(), peer)),
-                Err(_) => break,
-            }
-        }
+    let mut batches = udp::Batches::new(socket, UDP_BATCH);
+    while let Some(datagrams) = batches.next(Source::SyslogUdp, &stop).await {
         let mut values = Vec::with_capacity(datagrams.len());
         for (d, peer) in &datagrams {
             if d.len() > opts.max_frame {
