@@ -26,6 +26,15 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server.
     pub async fn start(aof: bool) -> anyhow::Result<Self> {
+        Self::start_with(aof, None).await
+    }
+
+    /// Starts a replica of `master` (no persistence) and waits until its link is up.
+    pub async fn start_replica_of(master: &RedisServer) -> anyhow::Result<Self> {
+        Self::start_with(false, Some(master.port)).await
+    }
+
+    async fn start_with(aof: bool, replica_of: Option<u16>) -> anyhow::Result<Self> {
         let port = free_port();
         let dir = scratch_dir("redis", port)?;
         let mut s = Self {
@@ -33,22 +42,7 @@ impl RedisServer {
             port,
             dir,
             aof,
-            replica_of: None,
-        };
-        s.launch().await?;
-        Ok(s)
-    }
-
-    /// Starts a replica of `master` (no persistence) and waits until its link is up.
-    pub async fn start_replica_of(master: &RedisServer) -> anyhow::Result<Self> {
-        let port = free_port();
-        let dir = scratch_dir("redis", port)?;
-        let mut s = Self {
-            child: None,
-            port,
-            dir,
-            aof: false,
-            replica_of: Some(master.port),
+            replica_of,
         };
         s.launch().await?;
         Ok(s)

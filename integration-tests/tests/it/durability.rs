@@ -110,6 +110,21 @@ async fn ingest_acknowledges_what_a_replica_holds() -> anyhow::Result<()> {
     let r = post_events(&client, &plain.ingest_url, &event("unreplicated")).await?;
     assert_eq!(r.status(), 202);
     assert!(!inform(snmp).await, "no Response while no replica confirms");
+    // The listener holds (it reads nothing until the replica confirms): a burst of
+    // datagrams overflows the socket's receive buffer, and the kernel's drops are counted.
+    let burst = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let junk = [0x30u8; 512];
+    for _ in 0..40_000 {
+        burst.send_to(&junk, ("127.0.0.1", snmp)).await?;
+    }
+    wait_until(
+        "the kernel's drops counted",
+        Duration::from_secs(10),
+        || async {
+            (metric(&m.ops_url, "mutt_ingest_udp_kernel_drops_total").await > 0.0).then_some(())
+        },
+    )
+    .await?;
 
     replica = RedisServer::start_replica_of(&master).await?;
     let r = until_202("resend-me", "keyed").await?;

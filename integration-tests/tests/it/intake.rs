@@ -892,6 +892,11 @@ async fn shedding_pauses_streams_and_counts_datagram_drops() -> anyhow::Result<(
         held < LINES / 2,
         "the listener stopped reading at the cap ({held} appended)"
     );
+    assert_eq!(
+        metric_labelled(&m.ops_url, "mutt_ingest_connections", "syslog_tcp").await,
+        1.0,
+        "the held connection is open"
+    );
     // A second connection is over MUTT_SYSLOG_MAX_CONNECTIONS: closed at once.
     let mut second = tokio::net::TcpStream::connect(("127.0.0.1", tcp)).await?;
     let mut b = [0u8; 1];

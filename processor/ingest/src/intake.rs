@@ -16,6 +16,7 @@ use mutt_core::event::ValidationError;
 use mutt_telemetry::{metrics, otel};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::IngestState;
 use crate::accept::prepare;
@@ -43,14 +44,6 @@ impl Source {
             Self::Snmp => "snmp",
         }
     }
-
-    /// Every listener.
-    pub const ALL: [Source; 4] = [
-        Self::SyslogUdp,
-        Self::SyslogTcp,
-        Self::SyslogTls,
-        Self::Snmp,
-    ];
 }
 
 /// How long an append is retried after the process was told to stop, before what it
@@ -70,10 +63,6 @@ pub struct Intake {
 pub struct Batch {
     /// The encoded entries.
     pub entries: Vec<NewEntry>,
-    /// The events shed for their low severity (counted already).
-    pub shed: usize,
-    /// The events refused by validation (counted already).
-    pub rejected: usize,
     /// The positions, among the values given, of the events that became entries.
     pub kept: Vec<usize>,
 }
@@ -100,11 +89,6 @@ impl Intake {
     /// The listener's name.
     pub fn source(&self) -> Source {
         self.source
-    }
-
-    /// The state shared with the HTTP API.
-    pub fn state(&self) -> &IngestState {
-        &self.state
     }
 
     /// Counts an error of `kind` (a message that could not be read, a refused trap).
@@ -165,32 +149,57 @@ impl Intake {
         let now = mutt_core::now_ms();
         let shed_low = crate::admission::shedding_low_severity(&self.state);
         let mut batch = Batch::default();
+        let (mut shed, mut rejected) = (0, 0);
         for (i, v) in values.into_iter().enumerate() {
             match prepare(&self.state, v, None, &cid, now, &trace) {
-                Ok((_, _, Some(sev))) if shed_low && sev >= 6 => batch.shed += 1,
+                Ok((_, _, Some(sev))) if shed_low && sev >= 6 => shed += 1,
                 Ok((_, entry, _)) => {
                     batch.entries.push(entry);
                     batch.kept.push(i);
                 }
                 Err(e) => {
-                    batch.rejected += 1;
+                    rejected += 1;
                     self.rejected(&e);
                 }
             }
         }
-        let src = self.source.as_str();
         metrics()
             .ingest_events
-            .with_label_values(&[src, "rejected"])
-            .inc_by(batch.rejected as u64);
-        if batch.shed > 0 {
+            .with_label_values(&[self.source.as_str(), "rejected"])
+            .inc_by(rejected);
+        if shed > 0 {
             metrics()
                 .ingest_shed
                 .with_label_values(&["low_severity"])
-                .inc_by(batch.shed as u64);
-            self.dropped("low_severity", batch.shed);
+                .inc_by(shed as u64);
+            self.dropped("low_severity", shed);
         }
         batch
+    }
+
+    /// What a datagram listener does with the events of one read: over the lag cap they
+    /// are all dropped, over the rate limit those that do not fit (a datagram cannot be
+    /// pushed back; both counted); the rest are prepared and appended, the append retried
+    /// until it succeeds (datagrams meanwhile queue in the kernel's buffer, and what does
+    /// not fit is dropped there and counted). Returns the appended batch, whose `kept`
+    /// says which of `values` became entries, or `None` when nothing was appended.
+    pub async fn accept_datagrams(&self, mut values: Vec<Value>) -> Option<Batch> {
+        if values.is_empty() {
+            return None;
+        }
+        if self.over_lag() {
+            self.dropped("lag", values.len());
+            return None;
+        }
+        let admitted = self.take_rate(values.len(), false).await;
+        if admitted < values.len() {
+            self.dropped("rate_limit", values.len() - admitted);
+            values.truncate(admitted);
+        }
+        let span = receive_span(self.source, values.len());
+        let batch = self.prepare(values, &span);
+        self.append(&batch.entries).instrument(span).await.ok()?;
+        Some(batch)
     }
 
     fn rejected(&self, e: &ValidationError) {

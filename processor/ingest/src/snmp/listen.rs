@@ -9,9 +9,8 @@ use mutt_worker::credentials::StateRx;
 use subtle::ConstantTimeEq;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use crate::intake::{Intake, Source, receive_span};
+use crate::intake::{Intake, Source};
 use crate::udp;
 use mutt_core::wire::snmp::{decode, inform_response};
 use mutt_core::wire::trap_event::to_event;
@@ -93,28 +92,9 @@ pub async fn serve(socket: UdpSocket, intake: Intake, opts: Options, stop: Cance
                 opts.max_message,
             ));
         }
-        if values.is_empty() {
+        let Some(batch) = intake.accept_datagrams(values).await else {
             continue;
-        }
-        if intake.over_lag() {
-            intake.dropped("lag", values.len());
-            continue;
-        }
-        let admitted = intake.take_rate(values.len(), false).await;
-        if admitted < values.len() {
-            intake.dropped("rate_limit", values.len() - admitted);
-            values.truncate(admitted);
-        }
-        let span = receive_span(Source::Snmp, values.len());
-        let batch = intake.prepare(values, &span);
-        if intake
-            .append(&batch.entries)
-            .instrument(span)
-            .await
-            .is_err()
-        {
-            continue;
-        }
+        };
         // Only informs whose event is in the stream are answered: one refused by
         // validation, shed or over the rate gets no Response, so its sender retries.
         for (i, r, peer) in responses {

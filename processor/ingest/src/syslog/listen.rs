@@ -80,23 +80,7 @@ pub async fn serve_udp(socket: UdpSocket, intake: Intake, opts: Options, stop: C
                 Err(e) => intake.parse_error(e.kind()),
             }
         }
-        if values.is_empty() {
-            continue;
-        }
-        if intake.over_lag() {
-            intake.dropped("lag", values.len());
-            continue;
-        }
-        let admitted = intake.take_rate(values.len(), false).await;
-        if admitted < values.len() {
-            intake.dropped("rate_limit", values.len() - admitted);
-            values.truncate(admitted);
-        }
-        let span = receive_span(Source::SyslogUdp, values.len());
-        let batch = intake.prepare(values, &span);
-        // Retried until it succeeds: meanwhile datagrams queue in the kernel's buffer,
-        // and what does not fit is dropped there and counted.
-        let _ = intake.append(&batch.entries).instrument(span).await;
+        intake.accept_datagrams(values).await;
     }
     watch.abort();
 }
