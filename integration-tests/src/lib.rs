@@ -37,6 +37,6 @@ pub use proxy::*;
 pub use rig::*;
 pub use servers::postgres::{PostgresServer, can_connect};
 pub use servers::prometheus::PrometheusServer;
-pub use servers::redis::RedisServer;
+pub use servers::redis::{RedisServer, SentinelServer};
 pub use servers::which;
 pub use wait::*;

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! - [`redis`]: [`redis::RedisServer`], for tests that restart or kill Redis itself.
+//! - [`redis`]: [`redis::RedisServer`], for tests that restart or kill Redis itself, and
+//!   [`redis::SentinelServer`], the Sentinels that fail it over.
 //! - [`postgres`]: [`postgres::PostgresServer`], for tests about roles and credentials.
 //! - [`prometheus`]: [`prometheus::PrometheusServer`], scraping with MUTT's rule files.
 

@@ -128,3 +128,96 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A private Redis Sentinel on a free loopback port, monitoring a [`RedisServer`] master
+/// under `name` with a quorum of 2, and declaring it down after one second.
+#[derive(Debug)]
+pub struct SentinelServer {
+    child: Option<Child>,
+    /// Port.
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl SentinelServer {
+    /// Starts a sentinel of `master` under `name` and waits until it answers.
+    pub async fn start(master: &RedisServer, name: &str) -> anyhow::Result<Self> {
+        let port = free_port();
+        let dir = scratch_dir("sentinel", port)?;
+        // A sentinel rewrites its configuration file: it must be its own, writable.
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                 sentinel monitor {name} 127.0.0.1 {m} 2\n\
+                 sentinel down-after-milliseconds {name} 1000\n\
+                 sentinel failover-timeout {name} 10000\n\
+                 sentinel parallel-syncs {name} 1\n",
+                dir = dir.display(),
+                m = master.port,
+            ),
+        )?;
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting redis-server --sentinel")?;
+        let s = Self {
+            child: Some(child),
+            port,
+            dir,
+        };
+        wait_until(
+            "the sentinel to answer",
+            Duration::from_secs(10),
+            || async { s.master(name).await.ok().flatten() },
+        )
+        .await?;
+        Ok(s)
+    }
+
+    /// Its address, as `MUTT_REDIS_SENTINELS` takes it.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The port of the master it names now.
+    pub async fn master(&self, name: &str) -> anyhow::Result<Option<u16>> {
+        let c = redis::Client::open(format!("redis://127.0.0.1:{}", self.port))?;
+        let mut conn = c.get_multiplexed_async_connection().await?;
+        let addr: Option<(String, String)> = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(name)
+            .query_async(&mut conn)
+            .await?;
+        Ok(addr.and_then(|(_, p)| p.parse().ok()))
+    }
+
+    /// A field of `SENTINEL MASTER name` (`num-other-sentinels`, `num-slaves`, …).
+    pub async fn master_field(&self, name: &str, field: &str) -> anyhow::Result<Option<String>> {
+        let c = redis::Client::open(format!("redis://127.0.0.1:{}", self.port))?;
+        let mut conn = c.get_multiplexed_async_connection().await?;
+        let flat: Vec<String> = redis::cmd("SENTINEL")
+            .arg("MASTER")
+            .arg(name)
+            .query_async(&mut conn)
+            .await?;
+        Ok(flat
+            .chunks(2)
+            .find(|kv| kv[0] == field)
+            .and_then(|kv| kv.get(1).cloned()))
+    }
+}
+
+impl Drop for SentinelServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -10,6 +10,7 @@ mod console_api;
 mod control;
 mod docs;
 mod durability;
+mod failover;
 mod faults;
 mod hold;
 mod idempotency;

@@ -341,25 +341,47 @@ async fn bodies_in_flight_are_bounded_by_the_budget() -> anyhow::Result<()> {
         b.splice(1..1, std::iter::repeat_n(b' ', (500 << 10) - b.len()));
         b
     };
+    // Until the slow body is in the handler, a big one may still pass (202). A transport
+    // error is a failure: a refused upload must read its answer, not a connection reset.
+    let post_big = || async {
+        c.post(&url)
+            .header("x-api-key", "test-key")
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await
+    };
     let r = wait_until(
         "a 503 while the budget is held",
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         || async {
-            let r = c
-                .post(&url)
-                .header("x-api-key", "test-key")
-                .header("content-type", "application/json")
-                .body(big.clone())
-                .send()
-                .await
-                .ok()?;
-            (r.status() == 503).then_some(r)
+            if slow.is_finished() {
+                return Some(Err(anyhow::anyhow!(
+                    "the slow upload ended before its body was complete"
+                )));
+            }
+            match post_big().await {
+                Ok(r) if r.status() == 202 => None,
+                other => Some(other.map_err(anyhow::Error::from)),
+            }
         },
     )
-    .await?;
+    .await??;
+    assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
     let b: Value = r.json().await?;
     assert_eq!(b["error"]["code"], "busy", "{b}");
+    // While it is held, every big upload is answered 503, each on a fresh connection.
+    for _ in 0..5 {
+        let r = reqwest::Client::new()
+            .post(&url)
+            .header("x-api-key", "test-key")
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await?;
+        assert_eq!(r.status(), 503);
+    }
     // The slow body completes and is accepted; its share comes back.
     tx.send(Ok(bytes::Bytes::copy_from_slice(&padded[1024..])))
         .await?;

@@ -13,6 +13,7 @@ use redis::{Client, Value};
 use crate::auth::RedisAuth;
 use crate::entry::{NewEntry, StreamEntry, parse_read_reply};
 use crate::error::BusError;
+use crate::link::{Link, Sentinels};
 use crate::names::Names;
 
 /// Responses slower than this are failures (the connection is then re-established). Large
@@ -23,8 +24,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection to the Redis of one deployment.
 #[derive(Clone)]
 pub struct Bus {
-    client: Client,
-    conn: ConnectionManager,
+    link: Link,
     names: Names,
     auth: Option<RedisAuth>,
 }
@@ -79,19 +79,31 @@ impl Bus {
         prefix: &str,
         auth: Option<RedisAuth>,
     ) -> Result<Self, BusError> {
+        Self::connect_to(url, None, prefix, auth).await
+    }
+
+    /// Connects to the master that `sentinels` name, when given, and follows it across
+    /// failovers (see [`crate::link`]); `url` then gives only what the sentinels do not
+    /// report: TLS (`rediss://`), user, password and database. Without `sentinels`, as
+    /// [`Bus::connect_with_auth`].
+    pub async fn connect_to(
+        url: &str,
+        sentinels: Option<&Sentinels>,
+        prefix: &str,
+        auth: Option<RedisAuth>,
+    ) -> Result<Self, BusError> {
         // Nagle's algorithm with the server's delayed ACKs adds 40 ms to a request written
         // in more than one segment; commands here are latency-bound.
         let info = redis::IntoConnectionInfo::into_connection_info(url)?;
         let tcp = dead_peer_detection(info.tcp_settings().clone().set_nodelay(true));
-        let client = Client::open(info.set_tcp_settings(tcp))?;
-        let conn = ConnectionManager::new_with_config(
-            client.clone(),
-            manager_config(RESPONSE_TIMEOUT, auth.as_ref()),
-        )
-        .await?;
+        let info = info.set_tcp_settings(tcp);
+        let config = manager_config(RESPONSE_TIMEOUT, auth.as_ref());
+        let link = match sentinels {
+            Some(s) => Link::via_sentinels(s, &info, config).await?,
+            None => Link::fixed(Client::open(info)?, config).await?,
+        };
         Ok(Self {
-            client,
-            conn,
+            link,
             names: Names::new(prefix),
             auth,
         })
@@ -105,10 +117,11 @@ impl Bus {
     /// A client for a connection of its own that cannot follow a credentials provider
     /// (pub/sub): it authenticates with the password current now.
     pub(crate) fn client_now(&self) -> Result<Client, BusError> {
+        let client = self.link.client();
         let Some(auth) = &self.auth else {
-            return Ok(self.client.clone());
+            return Ok(client);
         };
-        let info = self.client.get_connection_info().clone();
+        let info = client.get_connection_info().clone();
         let redis = info
             .redis_settings()
             .clone()
@@ -126,14 +139,12 @@ impl Bus {
     /// writes that are followed by `WAIT`: `WAIT` blocks its connection, and it counts the
     /// writes made on that connection only.
     pub async fn with_own_connection(&self) -> Result<Self, BusError> {
-        let conn = ConnectionManager::new_with_config(
-            self.client.clone(),
-            manager_config(RESPONSE_TIMEOUT, self.auth.as_ref()),
-        )
-        .await?;
+        let link = self
+            .link
+            .another(manager_config(RESPONSE_TIMEOUT, self.auth.as_ref()))
+            .await?;
         Ok(Self {
-            client: self.client.clone(),
-            conn,
+            link,
             names: self.names.clone(),
             auth: self.auth.clone(),
         })
@@ -155,7 +166,13 @@ impl Bus {
 
     /// A handle on the shared connection, for the modules of this crate.
     pub(crate) fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+        self.link.conn()
+    }
+
+    /// Resolves when the master moved to another server (a Sentinel failover); never
+    /// with a fixed address.
+    pub(crate) async fn master_moved(&self) {
+        self.link.moved().await
     }
 
     /// Round trip to the server (readiness).
@@ -392,13 +409,12 @@ return ids
         consumer: &str,
         block: Duration,
     ) -> Result<GroupReader, BusError> {
-        let conn = ConnectionManager::new_with_config(
-            self.client.clone(),
-            manager_config(block + RESPONSE_TIMEOUT, self.auth.as_ref()),
-        )
-        .await?;
+        let link = self
+            .link
+            .another(manager_config(block + RESPONSE_TIMEOUT, self.auth.as_ref()))
+            .await?;
         Ok(GroupReader {
-            conn,
+            link,
             stream: stream.to_string(),
             group: group.to_string(),
             consumer: consumer.to_string(),
@@ -411,7 +427,7 @@ return ids
 /// Reads one consumer's entries of one group. It first re-reads what this consumer already
 /// holds (its pending entries, e.g. after a restart under the same name), then new entries.
 pub struct GroupReader {
-    conn: ConnectionManager,
+    link: Link,
     stream: String,
     group: String,
     consumer: String,
@@ -463,7 +479,7 @@ impl GroupReader {
             cmd.arg("BLOCK").arg(self.block.as_millis() as u64);
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(id);
-        let reply: Value = match cmd.query_async(&mut self.conn).await {
+        let reply: Value = match cmd.query_async(&mut self.link.conn()).await {
             Ok(v) => v,
             Err(e) if e.code() == Some("NOGROUP") => {
                 return Err(BusError::Protocol(format!(

@@ -232,7 +232,19 @@ return tonumber(ARGV[1])
             if let Some(mut p) = pubsub {
                 delay = Duration::from_millis(200);
                 let mut messages = p.on_message();
-                while let Some(m) = messages.next().await {
+                // A failover may leave this connection on a server that is no longer the
+                // master (alive, but not where announcements are published): move too.
+                let moved = self.master_moved();
+                tokio::pin!(moved);
+                loop {
+                    let m = tokio::select! {
+                        m = messages.next() => m,
+                        () = &mut moved => {
+                            tracing::warn!("control channel: the Redis master moved; resubscribing");
+                            break;
+                        }
+                    };
+                    let Some(m) = m else { break };
                     let Ok(text) = m.get_payload::<String>() else {
                         continue;
                     };

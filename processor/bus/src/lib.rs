@@ -20,6 +20,8 @@
 //!   consumers and entries read (the console's overview).
 //! - [`guard`]: the webhook's shared circuit breaker and rate limit.
 //! - [`control`]: hot-setting snapshots, announcements, applied versions, the key registry.
+//! - [`link`]: where the master is (a fixed address, or what Sentinel names) and the
+//!   connections that follow it across a failover.
 //! - [`auth`]: credentials that change while connections live (password rotation).
 //! - [`secrets`]: the secret store of rotations and the Redis ACL steps of one.
 //! - [`error`]: [`BusError`] and whether it is worth retrying.
@@ -40,6 +42,7 @@ pub mod entry;
 pub mod error;
 pub mod guard;
 pub mod legacy;
+pub mod link;
 pub mod names;
 mod scripts;
 pub mod secrets;
@@ -51,4 +54,5 @@ pub mod unhandled;
 pub use client::{Bus, GroupReader};
 pub use entry::{NewEntry, StreamEntry, TraceContext};
 pub use error::BusError;
+pub use link::Sentinels;
 pub use names::Names;

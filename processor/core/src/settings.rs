@@ -144,6 +144,10 @@ pub struct SecretSettings {
 pub struct Settings {
     /// `MUTT_REDIS_URL`.
     pub redis_url: String,
+    /// `MUTT_REDIS_SENTINELS`: where to ask for the master, when Sentinel is used.
+    pub redis_sentinels: Option<Vec<String>>,
+    /// `MUTT_REDIS_MASTER_NAME`: the master's name at the Sentinels.
+    pub redis_master_name: String,
     /// `MUTT_DATABASE_URL`.
     pub database_url: String,
     /// `MUTT_PREFIX`: namespace of every Redis key and channel.
@@ -279,6 +283,8 @@ impl Settings {
         let unset = SocketAddr::from(([0, 0, 0, 0], 0));
         Settings {
             redis_url: String::new(),
+            redis_sentinels: None,
+            redis_master_name: String::new(),
             database_url: String::new(),
             prefix: String::new(),
             ingest_listen: unset,

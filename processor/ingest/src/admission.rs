@@ -214,6 +214,18 @@ fn check_key(state: &IngestState, headers: &HeaderMap) -> Result<Caller, Refused
     }
 }
 
+/// `refused`, answered only after what the client still sends of `body` was read and
+/// thrown away (bounded): a refusal made before the body is read must reach a client that
+/// is still uploading, not as a connection reset (see [`body::discard`]). A caller
+/// without a valid key gets no such courtesy: its answer comes at once, and its bytes are
+/// never read.
+pub(crate) async fn unread(state: &IngestState, body: Body, refused: Refused) -> Refused {
+    if refused.reason != "auth" {
+        body::discard(body.into_data_stream(), state.settings.max_body_bytes).await;
+    }
+    refused
+}
+
 /// Seconds a client should wait when the bytes in flight are over the budget.
 pub(crate) const RETRY_AFTER_BUSY: u64 = 1;
 

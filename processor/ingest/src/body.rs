@@ -8,8 +8,9 @@
 //! value only after its size has been checked, one at a time, by the caller.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream};
 use futures_util::StreamExt;
 use serde::de::{self, Deserializer as _, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -118,11 +119,14 @@ pub async fn read(
         Some(n) => n as usize,
         None => 0,
     };
-    budget.take(reserved, &mut held)?;
+    let mut stream = body.into_data_stream();
+    if budget.take(reserved, &mut held).is_err() {
+        discard(stream, limit).await;
+        return Err(ReadError::Busy);
+    }
     // The buffer's size as counted against the budget.
     let mut counted = reserved;
     let mut bytes = Vec::with_capacity(reserved);
-    let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ReadError::Broken(e.to_string()))?;
         let len = bytes.len() + chunk.len();
@@ -133,7 +137,14 @@ pub async fn read(
             // Beyond the declared length, or none was declared: the buffer doubles (up to
             // the limit) and the budget counts what it grew by.
             let want = len.max(bytes.capacity() * 2).min(limit);
-            budget.take(want.saturating_sub(counted), &mut held)?;
+            if budget
+                .take(want.saturating_sub(counted), &mut held)
+                .is_err()
+            {
+                drop((bytes, held));
+                discard(stream, limit.saturating_sub(len)).await;
+                return Err(ReadError::Busy);
+            }
             counted = counted.max(want);
             bytes.reserve_exact(want - bytes.len());
         }
@@ -143,6 +154,38 @@ pub async fn read(
         bytes,
         _budget: held,
     })
+}
+
+/// How long a refused request's body is read and thrown away: see [`discard`].
+pub const DISCARD_WITHIN: Duration = Duration::from_secs(2);
+
+/// Bodies discarded at once. Each costs the connection's read buffer while it drains, a
+/// cost the budget does not count, so it is bounded here; past it a refusal is answered
+/// at once (and a client still uploading may read a reset).
+const DISCARDING: usize = 32;
+static DISCARDS: Semaphore = Semaphore::const_new(DISCARDING);
+
+/// Reads what the client still sends of a body that is refused before it was read (a
+/// bad key, shedding, a busy budget) and throws it away, up to `limit` bytes and for at
+/// most [`DISCARD_WITHIN`]. The answer is only written after this: a server that answers
+/// and closes while the request's bytes are still arriving makes the kernel reset the
+/// connection, and the client then reads a connection reset instead of its 503 and
+/// `Retry-After` (what nginx's lingering close is for). Discarding costs bandwidth, not
+/// memory: no chunk is kept, and at most [`DISCARDING`] bodies drain at once.
+pub async fn discard(mut stream: BodyDataStream, limit: usize) {
+    let Ok(_draining) = DISCARDS.try_acquire() else {
+        return;
+    };
+    let mut left = limit;
+    let _ = tokio::time::timeout(DISCARD_WITHIN, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            match left.checked_sub(chunk.len()) {
+                Some(l) => left = l,
+                None => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// One item of a body: its raw JSON, or why that item (an NDJSON line) is not JSON.
@@ -341,6 +384,32 @@ mod tests {
             parse(&body, BodyKind::Json, 10_000).unwrap_err(),
             BodyError::TooMany { max: 10_000 }
         );
+    }
+
+    /// A read refused for the budget still reads what the client sends (and keeps none
+    /// of it), so that the client gets its 503 rather than a reset; within the limit.
+    #[tokio::test]
+    async fn a_busy_read_drains_the_body_within_the_limit() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let budget = Budget::new(10);
+        for (declared, limit, read_chunks) in
+            [(Some(500), 1000, 5), (None, 1000, 5), (None, 250, 3)]
+        {
+            let sent = Arc::new(AtomicUsize::new(0));
+            let s = sent.clone();
+            let chunks = futures_util::stream::iter((0..5).map(move |_| {
+                s.fetch_add(1, SeqCst);
+                Ok::<_, std::io::Error>(vec![b' '; 100])
+            }));
+            assert_eq!(
+                read(Body::from_stream(chunks), declared, limit, &budget)
+                    .await
+                    .unwrap_err(),
+                ReadError::Busy
+            );
+            assert_eq!(sent.load(SeqCst), read_chunks, "{declared:?} {limit}");
+            assert_eq!(budget.available(), 10);
+        }
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use mutt_worker::http::{ApiError, CorrelationId};
 use serde_json::{Value, json};
 
 use crate::accept::{append, item_value, keyed, mark_replayed, prepare};
-use crate::admission::{admit, read_body, within_rate};
+use crate::admission::{admit, read_body, unread, within_rate};
 use crate::body::{BodyKind, body_kind};
 use crate::{IngestState, Refused, answer, refuse, trace_context};
 
@@ -70,14 +70,18 @@ pub(crate) async fn handle_v1(
     body: Body,
     span: tracing::Span,
 ) -> Result<Response, Refused> {
-    let (caller, ct) = admit(state, headers)?;
+    let (caller, ct) = match admit(state, headers) {
+        Ok(a) => a,
+        Err(r) => return Err(unread(state, body, r).await),
+    };
     if body_kind(ct) != Some(BodyKind::Json) {
-        return Err(v1_error(
+        let refused = v1_error(
             "content_type",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "v1 accepts one JSON object with Content-Type application/json".into(),
-        ));
+        );
+        return Err(unread(state, body, refused).await);
     }
     let read = read_body(state, headers, body).await?;
     let keyed = keyed(headers, &caller, &read.bytes)?;

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::accept::{accepted, append, item_error, item_value, keyed, mark_replayed, prepare};
 use crate::admission::{
-    RETRY_AFTER_OVERLOADED, admit, read_body, shedding_low_severity, within_rate,
+    RETRY_AFTER_OVERLOADED, admit, read_body, shedding_low_severity, unread, within_rate,
 };
 use crate::body::{self, BodyError, Parsed, body_kind};
 use crate::{IngestState, Refused, answer, refuse, trace_context};
@@ -40,9 +40,12 @@ pub(crate) async fn handle_v2(
     body: Body,
     span: tracing::Span,
 ) -> Result<Response, Refused> {
-    let (caller, ct) = admit(state, headers)?;
+    let (caller, ct) = match admit(state, headers) {
+        Ok(a) => a,
+        Err(r) => return Err(unread(state, body, r).await),
+    };
     let Some(kind) = body_kind(ct) else {
-        return Err(refuse(
+        let refused = refuse(
             "content_type",
             ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -53,7 +56,8 @@ pub(crate) async fn handle_v2(
                     ct.unwrap_or("(none)")
                 ),
             ),
-        ));
+        );
+        return Err(unread(state, body, refused).await);
     };
     let read = read_body(state, headers, body).await?;
     let keyed = keyed(headers, &caller, &read.bytes)?;

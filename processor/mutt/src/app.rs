@@ -101,6 +101,28 @@ async fn migrate_with(settings: &Settings, password: Option<&Secret>) -> anyhow:
     Ok(())
 }
 
+/// Connects to Redis as the settings say: `MUTT_REDIS_URL`, or the master that
+/// `MUTT_REDIS_SENTINELS` name (followed across failovers).
+pub(crate) async fn connect_bus(
+    settings: &Settings,
+    creds: &Credentials,
+) -> Result<Bus, mutt_bus::BusError> {
+    let sentinels = settings
+        .redis_sentinels
+        .as_ref()
+        .map(|addresses| mutt_bus::Sentinels {
+            addresses: addresses.clone(),
+            master_name: settings.redis_master_name.clone(),
+        });
+    Bus::connect_to(
+        &settings.redis_url,
+        sentinels.as_ref(),
+        &settings.prefix,
+        creds.redis_auth(&settings.redis_url),
+    )
+    .await
+}
+
 /// `mutt retention`: one pass under the retention lock, then exit (a CronJob runs it).
 /// The policy is the hot settings in force: the start values plus the newest snapshot of
 /// the control plane, read from PostgreSQL, where it is kept.
@@ -110,12 +132,7 @@ pub(crate) async fn retention(
 ) -> anyhow::Result<()> {
     use mutt_control::retention::{Outcome, Policy, Retention};
     let creds = Credentials::load(settings)?;
-    let bus = Bus::connect_with_auth(
-        &settings.redis_url,
-        &settings.prefix,
-        creds.redis_auth(&settings.redis_url),
-    )
-    .await?;
+    let bus = connect_bus(settings, &creds).await?;
     let store = Store::connect_with_password(
         &settings.database_url,
         2,
@@ -205,14 +222,7 @@ pub(crate) async fn run(
     };
 
     tracing::info!(redis = %redact_url(&settings.redis_url), prefix = %settings.prefix, "connecting to redis");
-    let bus = connect("Redis", &shutdown, || {
-        Bus::connect_with_auth(
-            &settings.redis_url,
-            &settings.prefix,
-            creds.redis_auth(&settings.redis_url),
-        )
-    })
-    .await?;
+    let bus = connect("Redis", &shutdown, || connect_bus(&settings, &creds)).await?;
     // A rotation may have happened while this process was away: its start values could
     // be retired already.
     if let Err(e) = creds.sync(&bus).await {

@@ -104,12 +104,7 @@ pub(crate) struct Report {
 /// items.
 pub(crate) async fn move_v2_queues(settings: &Settings, v2_prefix: &str) -> anyhow::Result<()> {
     let creds = Credentials::load(settings)?;
-    let bus = Bus::connect_with_auth(
-        &settings.redis_url,
-        &settings.prefix,
-        creds.redis_auth(&settings.redis_url),
-    )
-    .await?;
+    let bus = crate::app::connect_bus(settings, &creds).await?;
     let alive = bus.legacy_workers(v2_prefix).await?;
     if !alive.is_empty() {
         anyhow::bail!(

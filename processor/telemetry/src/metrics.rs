@@ -48,6 +48,8 @@ pub struct Metrics {
     pub ingest_connections: IntGaugeVec,
     /// Appends that fewer than `MUTT_INGEST_MIN_REPLICAS` replicas confirmed in time.
     pub ingest_unreplicated: IntCounter,
+    /// Times this process found the Redis master moved (a Sentinel failover) and followed.
+    pub redis_failovers: IntCounter,
     /// Times the alerter paused reading because the forwarders were behind.
     pub alerter_backpressure: IntCounter,
     /// 1 while the alerter has stopped reading because the forwarders are behind.
@@ -241,6 +243,11 @@ impl Metrics {
                 &r,
                 "mutt_ingest_unreplicated_total",
                 "Appends that fewer than MUTT_INGEST_MIN_REPLICAS replicas confirmed in time.",
+            ),
+            redis_failovers: counter(
+                &r,
+                "mutt_redis_failovers_total",
+                "Times this process found the Redis master moved (a Sentinel failover) and followed it.",
             ),
             alerter_backpressure: counter(
                 &r,

@@ -108,6 +108,33 @@ pub(super) fn redis_url(s: &str) -> Parsed<String> {
     }
 }
 
+/// Sentinel addresses, comma-separated: `host:port` or a `redis://` / `rediss://` URL
+/// each (a URL can carry the sentinels' own password).
+pub(super) fn sentinels(s: &str) -> Parsed<Vec<String>> {
+    let mut out = Vec::new();
+    for a in s.split(',').map(str::trim) {
+        if a.starts_with("redis://") || a.starts_with("rediss://") {
+            out.push(a.to_string());
+            continue;
+        }
+        let port = a.rsplit_once(':').and_then(|(h, p)| {
+            (!h.is_empty() && !h.contains('/'))
+                .then(|| p.parse::<u16>().ok())
+                .flatten()
+        });
+        match port {
+            Some(p) if p > 0 => out.push(format!("redis://{a}")),
+            _ => {
+                return Err(format!(
+                    "{:?} is not a Sentinel address such as 10.0.0.5:26379 or redis://sentinel-0:26379",
+                    redact(a)
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn postgres_url(s: &str) -> Parsed<String> {
     if s.starts_with("postgres://") || s.starts_with("postgresql://") {
         Ok(s.to_string())

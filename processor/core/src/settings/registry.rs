@@ -7,7 +7,7 @@ use super::Settings;
 use super::parse::{
     Parsed, addr, count, http_url, log_format, name_of, optional, otlp_http, path,
     positive_duration, postgres_url, ratio, read_block, redis_url, replica_timeout, secret,
-    utc_offset,
+    sentinels, utc_offset,
 };
 
 /// How a setting starts when the operator does not give it.
@@ -83,6 +83,10 @@ use Initial::{Absent, Value};
 static_settings! {
     /// Redis (`rediss://` for TLS)
     "MUTT_REDIS_URL" => redis_url: Value("redis://127.0.0.1:6379"), redis_url;
+    /// Redis Sentinels, comma-separated `host:port` (or `redis://`, `rediss://` URLs): when set, every role connects to the master they name and follows a failover; `MUTT_REDIS_URL` then gives only TLS, user, password and database
+    "MUTT_REDIS_SENTINELS" => redis_sentinels: Absent("unset: `MUTT_REDIS_URL` is the master"), optional(sentinels);
+    /// the name the Sentinels monitor the master under
+    "MUTT_REDIS_MASTER_NAME" => redis_master_name: Value("mymaster"), name_of(128);
     /// PostgreSQL
     "MUTT_DATABASE_URL" => database_url: Value("postgres://postgres@127.0.0.1:5432/mutt"), postgres_url;
     /// namespace of every Redis key and channel (`{mutt}` for Redis Cluster)

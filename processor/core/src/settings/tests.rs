@@ -160,3 +160,42 @@ fn every_static_setting_is_read_from_the_file_under_its_key() {
     assert!(keys.contains(&"redis_url".to_string()));
     assert!(keys.contains(&"otel_service_name".to_string()));
 }
+
+#[test]
+fn sentinel_addresses_become_urls_and_a_bad_one_is_named_without_its_password() {
+    let s = load(
+        &[
+            (
+                "MUTT_REDIS_SENTINELS",
+                "10.0.0.5:26379, redis://:pw@s2:26379",
+            ),
+            ("MUTT_REDIS_MASTER_NAME", "mutt-redis"),
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        s.redis_sentinels,
+        Some(vec![
+            "redis://10.0.0.5:26379".to_string(),
+            "redis://:pw@s2:26379".to_string()
+        ])
+    );
+    assert_eq!(s.redis_master_name, "mutt-redis");
+    let s = load(&[], None).unwrap();
+    assert_eq!(
+        (s.redis_sentinels, s.redis_master_name.as_str()),
+        (None, "mymaster")
+    );
+    for bad in [
+        "s1:26379,nohost",
+        "s1:26379,:26379",
+        "s1:0",
+        "http://s1:26379",
+    ] {
+        let e = load(&[("MUTT_REDIS_SENTINELS", bad)], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("MUTT_REDIS_SENTINELS"), "{bad}: {e}");
+    }
+}

@@ -1,0 +1,229 @@
+//! Where the Redis master is, and connections that follow it across a failover.
+//!
+//! The master is either one fixed address (`MUTT_REDIS_URL`) or the one Redis Sentinel
+//! names (`MUTT_REDIS_SENTINELS`, `MUTT_REDIS_MASTER_NAME`). redis-rs's
+//! `ConnectionManager` reconnects to the address it was made with, so after a failover it
+//! would keep reconnecting to the dead master (or to the old master come back as a
+//! read-only replica). Here a follower task asks the sentinels where the master is, and
+//! when the answer changes it publishes a new generation of the master; every [`Link`]
+//! replaces its connection the next time it is used, so connections, blocking readers and
+//! the pub/sub listener all end up on the new master without anyone restarting.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use mutt_telemetry::metrics;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
+use redis::{Client, ConnectionInfo};
+use tokio::sync::watch;
+
+use crate::error::BusError;
+
+/// How often the follower asks the sentinels where the master is. A failover itself takes
+/// the sentinels' `down-after-milliseconds` and an election, seconds; this adds at most
+/// one interval to it.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The Sentinel deployment that names the master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sentinels {
+    /// The sentinels' addresses (`host:port` or `redis://host:port`), tried in turn.
+    pub addresses: Vec<String>,
+    /// The name the sentinels monitor the master under.
+    pub master_name: String,
+}
+
+/// The master as last known, numbered so that a connection can tell it is out of date.
+struct Master {
+    generation: u64,
+    client: Client,
+}
+
+/// One connection (a multiplexed, self-reconnecting manager) to the current master.
+#[derive(Clone)]
+pub(crate) struct Link {
+    master: watch::Receiver<Arc<Master>>,
+    slot: Arc<Mutex<Slot>>,
+    config: ConnectionManagerConfig,
+}
+
+struct Slot {
+    generation: u64,
+    conn: ConnectionManager,
+}
+
+impl Link {
+    /// A connection to the fixed address of `client`, made now (so that a wrong address
+    /// fails at start).
+    pub(crate) async fn fixed(
+        client: Client,
+        config: ConnectionManagerConfig,
+    ) -> Result<Self, BusError> {
+        // Nobody ever sends on a fixed master: the channel stays at generation 0.
+        let (_tx, rx) = watch::channel(Arc::new(Master {
+            generation: 0,
+            client,
+        }));
+        Self::on(rx, config).await
+    }
+
+    /// A connection to the master that `sentinels` name, followed from now on. `node`
+    /// carries what the master's address does not: TLS, credentials, database, socket
+    /// options (from `MUTT_REDIS_URL`).
+    pub(crate) async fn via_sentinels(
+        sentinels: &Sentinels,
+        node_info: &ConnectionInfo,
+        config: ConnectionManagerConfig,
+    ) -> Result<Self, BusError> {
+        if sentinels.addresses.is_empty() {
+            return Err(BusError::Protocol("no Sentinel address".into()));
+        }
+        let mut sentinel = Sentinel::build(sentinels.addresses.clone())?;
+        let node = SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(node_info.redis_settings().clone())
+            .set_tcp_settings(node_info.tcp_settings().clone());
+        let node = match node_tls(node_info) {
+            Some(tls) => node.set_tls_mode(tls),
+            None => node,
+        };
+        let client = sentinel
+            .async_master_for(&sentinels.master_name, Some(&node))
+            .await?;
+        tracing::info!(
+            master = %client.get_connection_info().addr(),
+            name = %sentinels.master_name,
+            "Redis master found through Sentinel"
+        );
+        let (tx, rx) = watch::channel(Arc::new(Master {
+            generation: 0,
+            client,
+        }));
+        tokio::spawn(follow(sentinel, sentinels.master_name.clone(), node, tx));
+        Self::on(rx, config).await
+    }
+
+    async fn on(
+        master: watch::Receiver<Arc<Master>>,
+        config: ConnectionManagerConfig,
+    ) -> Result<Self, BusError> {
+        let (generation, client) = {
+            let m = master.borrow();
+            (m.generation, m.client.clone())
+        };
+        let conn = ConnectionManager::new_with_config(client, config.clone()).await?;
+        Ok(Self {
+            master,
+            slot: Arc::new(Mutex::new(Slot { generation, conn })),
+            config,
+        })
+    }
+
+    /// Another connection of its own to the same master, followed the same way.
+    pub(crate) async fn another(&self, config: ConnectionManagerConfig) -> Result<Self, BusError> {
+        Self::on(self.master.clone(), config).await
+    }
+
+    /// A handle on this connection, on the current master: after a failover the first
+    /// call replaces the connection (which then connects at its first command).
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        let master = self.master.borrow();
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.generation != master.generation {
+            match ConnectionManager::new_lazy_with_config(
+                master.client.clone(),
+                self.config.clone(),
+            ) {
+                Ok(conn) => {
+                    *slot = Slot {
+                        generation: master.generation,
+                        conn,
+                    }
+                }
+                // Only a configuration redis-rs refuses fails here, and ours is fixed:
+                // the old connection stays, and fails on its own.
+                Err(e) => tracing::error!(error = %e, "cannot replace the Redis connection"),
+            }
+        }
+        slot.conn.clone()
+    }
+
+    /// A client for the current master (for a connection that cannot be a manager:
+    /// pub/sub).
+    pub(crate) fn client(&self) -> Client {
+        self.master.borrow().client.clone()
+    }
+
+    /// Resolves when the master moves (never, for a fixed address).
+    pub(crate) async fn moved(&self) {
+        let mut master = self.master.clone();
+        master.borrow_and_update();
+        if master.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// TLS towards the master when `MUTT_REDIS_URL` is `rediss://`: the sentinels report
+/// only a host and a port.
+fn node_tls(url: &ConnectionInfo) -> Option<redis::TlsMode> {
+    match url.addr() {
+        redis::ConnectionAddr::TcpTls { insecure, .. } => Some(if *insecure {
+            redis::TlsMode::Insecure
+        } else {
+            redis::TlsMode::Secure
+        }),
+        _ => None,
+    }
+}
+
+/// Asks the sentinels where the master is every [`POLL`], until every [`Link`] is gone;
+/// a new answer is a failover: a new generation, logged and counted.
+async fn follow(
+    mut sentinel: Sentinel,
+    name: String,
+    node: SentinelNodeConnectionInfo,
+    tx: watch::Sender<Arc<Master>>,
+) {
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = tx.closed() => return,
+            _ = tick.tick() => {}
+        }
+        // Each lookup also checks that the named master says it is one; a dead master or
+        // one not yet replaced fails the lookup, and the current one stays.
+        let found = tokio::time::timeout(POLL * 5, sentinel.async_master_for(&name, Some(&node)))
+            .await
+            .map_err(|_| BusError::Protocol("no sentinel answered in time".into()))
+            .and_then(|r| r.map_err(BusError::from));
+        let client = match found {
+            Ok(c) => {
+                failing = false;
+                c
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, name = %name, "Sentinel: no master confirmed; keeping the last one");
+                }
+                failing = true;
+                continue;
+            }
+        };
+        let (from, generation) = {
+            let m = tx.borrow();
+            (m.client.get_connection_info().addr().clone(), m.generation)
+        };
+        let to = client.get_connection_info().addr().clone();
+        if to != from {
+            tracing::warn!(from = %from, to = %to, name = %name, "Redis master moved: following the failover");
+            metrics().redis_failovers.inc();
+            tx.send_replace(Arc::new(Master {
+                generation: generation + 1,
+                client,
+            }));
+        }
+    }
+}
