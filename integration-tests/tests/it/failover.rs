@@ -1,8 +1,8 @@
 //! Redis Sentinel: a private master, a replica and three sentinels on loopback. The master
 //! is killed (-9) while a client posts events, the sentinels promote the replica, and
 //! every role of a `mutt all` follows: ingest appends to the new master, the alerter's and
-//! forwarder's blocking readers and leases continue there, and the events owed reach the
-//! webhook.
+//! forwarder's blocking readers and leases continue there, the control plane announces
+//! and applies a setting there, and the events owed reach the webhook.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -108,6 +108,33 @@ async fn kill_the_master_under_load(min_replicas: u32) -> anyhow::Result<Outcome
     // The old master comes back empty and the sentinels make it a replica of the new one,
     // so that `MIN_REPLICAS=1` can be met again.
     master.restart().await?;
+
+    // The control plane works on the new master: a setting changed now is announced there
+    // and applied (the subscriber moved with the failover).
+    let admin = Api::new(&m.control_url, "test-key");
+    let (status, body, _) = admin
+        .call(
+            "PUT",
+            "/api/v2/config/webhook_rate_limit",
+            Some(json!({"value": 100000, "reason": "after the failover"})),
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "{body}");
+    let version = body["version"].as_i64();
+    wait_until(
+        "the setting applied after the failover",
+        Duration::from_secs(15),
+        || async {
+            let v = admin.get("/api/v2/config/versions").await.ok()?;
+            (v["converged"] == true
+                && v["consumers"]
+                    .as_array()?
+                    .iter()
+                    .all(|c| c["version"].as_i64() == version))
+            .then_some(())
+        },
+    )
+    .await?;
 
     let accepted = sender.await?;
     anyhow::ensure!(!accepted.is_empty(), "nothing was acknowledged");
