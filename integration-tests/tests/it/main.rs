@@ -4,6 +4,7 @@
 mod audit_roles;
 mod backpressure;
 mod bad_input;
+mod channel;
 mod compose;
 mod console;
 mod console_api;
