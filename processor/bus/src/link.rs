@@ -5,7 +5,7 @@
 //! `ConnectionManager` reconnects to the address it was made with, so after a failover it
 //! would keep reconnecting to the dead master (or to the old master come back as a
 //! read-only replica). Here a follower task asks the sentinels where the master is, and
-//! when the answer changes it publishes a new generation of the master; every [`Link`]
+//! when the answer changes it publishes a new generation of the master; every `Link`
 //! replaces its connection the next time it is used, so connections, blocking readers and
 //! the pub/sub listener all end up on the new master without anyone restarting.
 

@@ -171,7 +171,7 @@ static DISCARDS: Semaphore = Semaphore::const_new(DISCARDING);
 /// and closes while the request's bytes are still arriving makes the kernel reset the
 /// connection, and the client then reads a connection reset instead of its 503 and
 /// `Retry-After` (what nginx's lingering close is for). Discarding costs bandwidth, not
-/// memory: no chunk is kept, and at most [`DISCARDING`] bodies drain at once.
+/// memory: no chunk is kept, and only a few bodies (32) drain at once.
 pub async fn discard(mut stream: BodyDataStream, limit: usize) {
     let Ok(_draining) = DISCARDS.try_acquire() else {
         return;
