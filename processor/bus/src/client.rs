@@ -99,7 +99,7 @@ impl Bus {
         let info = info.set_tcp_settings(tcp);
         let config = manager_config(RESPONSE_TIMEOUT, auth.as_ref());
         let link = match sentinels {
-            Some(s) => Link::via_sentinels(s, &info, config).await?,
+            Some(s) => Link::via_sentinels(s, &info, auth.clone(), config).await?,
             None => Link::fixed(Client::open(info)?, config).await?,
         };
         Ok(Self {
@@ -169,10 +169,15 @@ impl Bus {
         self.link.conn()
     }
 
-    /// Resolves when the master moved to another server (a Sentinel failover); never
-    /// with a fixed address.
-    pub(crate) async fn master_moved(&self) {
-        self.link.moved().await
+    /// The generation of the master this process knows (it grows at each failover).
+    pub(crate) fn master_generation(&self) -> u64 {
+        self.link.generation()
+    }
+
+    /// Resolves once the master moved to another server since `generation` (a Sentinel
+    /// failover); never with a fixed address.
+    pub(crate) async fn master_moved_since(&self, generation: u64) {
+        self.link.moved_since(generation).await
     }
 
     /// Round trip to the server (readiness).

@@ -214,6 +214,7 @@ return tonumber(ARGV[1])
         let channel = self.names().control();
         let mut delay = Duration::from_millis(200);
         loop {
+            let generation = self.master_generation();
             let client = self.client_now();
             let pubsub =
                 match async { client?.get_async_pubsub().await.map_err(BusError::from) }.await {
@@ -234,7 +235,7 @@ return tonumber(ARGV[1])
                 let mut messages = p.on_message();
                 // A failover may leave this connection on a server that is no longer the
                 // master (alive, but not where announcements are published): move too.
-                let moved = self.master_moved();
+                let moved = self.master_moved_since(generation);
                 tokio::pin!(moved);
                 loop {
                     let m = tokio::select! {
@@ -264,8 +265,12 @@ return tonumber(ARGV[1])
             if tx.is_closed() {
                 return;
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+            // The back-off grows while the same master keeps failing; a new master (a
+            // failover) is tried at once, not after the back-off the dead one earned.
+            tokio::select! {
+                () = tokio::time::sleep(delay) => delay = (delay * 2).min(Duration::from_secs(5)),
+                () = self.master_moved_since(generation) => delay = Duration::from_millis(200),
+            }
         }
     }
 }

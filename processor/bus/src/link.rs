@@ -18,6 +18,7 @@ use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{Client, ConnectionInfo};
 use tokio::sync::watch;
 
+use crate::auth::RedisAuth;
 use crate::error::BusError;
 
 /// How often the follower asks the sentinels where the master is. A failover itself takes
@@ -74,21 +75,19 @@ impl Link {
     pub(crate) async fn via_sentinels(
         sentinels: &Sentinels,
         node_info: &ConnectionInfo,
+        auth: Option<RedisAuth>,
         config: ConnectionManagerConfig,
     ) -> Result<Self, BusError> {
         if sentinels.addresses.is_empty() {
             return Err(BusError::Protocol("no Sentinel address".into()));
         }
         let mut sentinel = Sentinel::build(sentinels.addresses.clone())?;
-        let node = SentinelNodeConnectionInfo::default()
-            .set_redis_connection_info(node_info.redis_settings().clone())
-            .set_tcp_settings(node_info.tcp_settings().clone());
-        let node = match node_tls(node_info) {
-            Some(tls) => node.set_tls_mode(tls),
-            None => node,
+        let node = Node {
+            info: node_info.clone(),
+            auth,
         };
         let client = sentinel
-            .async_master_for(&sentinels.master_name, Some(&node))
+            .async_master_for(&sentinels.master_name, Some(&node.now()))
             .await?;
         tracing::info!(
             master = %client.get_connection_info().addr(),
@@ -154,37 +153,62 @@ impl Link {
         self.master.borrow().client.clone()
     }
 
-    /// Resolves when the master moves (never, for a fixed address).
-    pub(crate) async fn moved(&self) {
+    /// The generation of the master as known now (0 until the first failover).
+    pub(crate) fn generation(&self) -> u64 {
+        self.master.borrow().generation
+    }
+
+    /// Resolves once the master is of another generation than `generation` (at once if it
+    /// already is; never, for a fixed address).
+    pub(crate) async fn moved_since(&self, generation: u64) {
         let mut master = self.master.clone();
-        master.borrow_and_update();
-        if master.changed().await.is_err() {
+        if master
+            .wait_for(|m| m.generation != generation)
+            .await
+            .is_err()
+        {
             std::future::pending::<()>().await;
         }
     }
 }
 
-/// TLS towards the master when `MUTT_REDIS_URL` is `rediss://`: the sentinels report
-/// only a host and a port.
-fn node_tls(url: &ConnectionInfo) -> Option<redis::TlsMode> {
-    match url.addr() {
-        redis::ConnectionAddr::TcpTls { insecure, .. } => Some(if *insecure {
-            redis::TlsMode::Insecure
-        } else {
-            redis::TlsMode::Secure
-        }),
-        _ => None,
+/// How to talk to whichever server the sentinels name: what `MUTT_REDIS_URL` says besides
+/// its address (the sentinels report only a host and a port), with the password of now.
+struct Node {
+    info: ConnectionInfo,
+    auth: Option<RedisAuth>,
+}
+
+impl Node {
+    /// The connection settings for a lookup made now: a rotated password is the one
+    /// the lookup's check of the master must use.
+    fn now(&self) -> SentinelNodeConnectionInfo {
+        let redis = match &self.auth {
+            Some(a) => self
+                .info
+                .redis_settings()
+                .clone()
+                .set_username(a.username())
+                .set_password(a.current().expose()),
+            None => self.info.redis_settings().clone(),
+        };
+        let node = SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(redis)
+            .set_tcp_settings(self.info.tcp_settings().clone());
+        match self.info.addr() {
+            redis::ConnectionAddr::TcpTls { insecure, .. } => node.set_tls_mode(if *insecure {
+                redis::TlsMode::Insecure
+            } else {
+                redis::TlsMode::Secure
+            }),
+            _ => node,
+        }
     }
 }
 
 /// Asks the sentinels where the master is every [`POLL`], until every [`Link`] is gone;
 /// a new answer is a failover: a new generation, logged and counted.
-async fn follow(
-    mut sentinel: Sentinel,
-    name: String,
-    node: SentinelNodeConnectionInfo,
-    tx: watch::Sender<Arc<Master>>,
-) {
+async fn follow(mut sentinel: Sentinel, name: String, node: Node, tx: watch::Sender<Arc<Master>>) {
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
@@ -195,10 +219,13 @@ async fn follow(
         }
         // Each lookup also checks that the named master says it is one; a dead master or
         // one not yet replaced fails the lookup, and the current one stays.
-        let found = tokio::time::timeout(POLL * 5, sentinel.async_master_for(&name, Some(&node)))
-            .await
-            .map_err(|_| BusError::Protocol("no sentinel answered in time".into()))
-            .and_then(|r| r.map_err(BusError::from));
+        let found = tokio::time::timeout(
+            POLL * 5,
+            sentinel.async_master_for(&name, Some(&node.now())),
+        )
+        .await
+        .map_err(|_| BusError::Protocol("no sentinel answered in time".into()))
+        .and_then(|r| r.map_err(BusError::from));
         let client = match found {
             Ok(c) => {
                 failing = false;
