@@ -202,23 +202,36 @@ async fn every_secret_rotates_while_fifty_thousand_events_flow() -> anyhow::Resu
         (v("rp1"), v("rp2"), v("dp1"), v("dp2"), v("wt1"), v("wt2"));
 
     let redis_server = RedisServer::start(false).await?;
+    // A replica: Redis does not replicate ACL changes, so each rotation step must reach it
+    // too, or a failover would promote a server that refuses MUTT's password.
+    let replica = RedisServer::start_replica_of(&redis_server).await?;
+    // The leak scan reads whole streams of 50,000 entries: more than redis-rs's default
+    // response timeout (0.5 s) allows on a loaded machine.
     let mut admin = redis::Client::open(redis_server.url())?
-        .get_multiplexed_async_connection()
-        .await?;
-    let () = redis::cmd("ACL")
-        .arg(
-            &[
-                "SETUSER",
-                "mutt",
-                "on",
-                &format!(">{rp1}"),
-                "~*",
-                "&*",
-                "+@all",
-            ][..],
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(30))),
         )
-        .query_async(&mut admin)
         .await?;
+    for url in [redis_server.url(), replica.url()] {
+        let mut c = redis::Client::open(url)?
+            .get_multiplexed_async_connection()
+            .await?;
+        let () = redis::cmd("ACL")
+            .arg(
+                &[
+                    "SETUSER",
+                    "mutt",
+                    "on",
+                    &format!(">{rp1}"),
+                    "~*",
+                    "&*",
+                    "+@all",
+                ][..],
+            )
+            .query_async(&mut c)
+            .await?;
+    }
     let pg = PostgresServer::start().await?;
     pg.create_role("mutt", &dp1).await?;
     let mut env = TestEnv::new().await?;
@@ -362,6 +375,11 @@ async fn every_secret_rotates_while_fifty_thousand_events_flow() -> anyhow::Resu
         Ok(()),
         "both passwords during the overlap"
     );
+    assert_eq!(
+        redis_auth(replica.port, "mutt", &rp2).await,
+        Ok(()),
+        "the replica accepts the new password too"
+    );
     write("redis", &rp2)?; // The operator updates the mounted secret for restarts.
     // Pub/sub connections cannot re-authenticate (they reconnect with the current
     // password instead); every other connection of MUTT's user that lives through the
@@ -393,13 +411,17 @@ async fn every_secret_rotates_while_fifty_thousand_events_flow() -> anyhow::Resu
     );
     reauth?;
     control.step("redis_password", "retire", None).await?;
-    let refused = redis_auth(redis_server.port, "mutt", &rp1).await;
-    assert!(
-        refused.as_ref().is_err_and(
-            |e| e.to_lowercase().contains("authentication failed") || e.contains("WRONGPASS")
-        ),
-        "{refused:?}"
-    );
+    for port in [redis_server.port, replica.port] {
+        let refused = redis_auth(port, "mutt", &rp1).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_lowercase().contains("authentication failed")
+                    || e.contains("WRONGPASS")),
+            "{port}: {refused:?}"
+        );
+    }
+    assert_eq!(redis_auth(replica.port, "mutt", &rp2).await, Ok(()));
     // New connections use the new password: drop every MUTT connection.
     let _: redis::Value = redis::cmd("CLIENT")
         .arg(&["KILL", "USER", "mutt"][..])

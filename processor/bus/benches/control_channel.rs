@@ -3,7 +3,8 @@
 //! after its connection is killed and after a Sentinel failover, and how fast the
 //! snapshot is read. The redis-rs side is `Bus` itself (`listen_control`, `snapshot`);
 //! fred's is a `SubscriberClient` with managed resubscription and the same back-off
-//! (200 ms, doubling to 5 s).
+//! (200 ms, doubling to 5 s). The announcements come from neither: a publisher of its
+//! own sends one every 5 ms to every server.
 //!
 //! Run: `cargo bench -p mutt-bus --bench control_channel` (starts its own `redis-server`
 //! processes on free loopback ports; about a minute).
@@ -18,7 +19,6 @@ use mutt_bus::control::{Announcement, Snapshot};
 use mutt_bus::{Bus, Sentinels};
 use tokio::sync::mpsc;
 
-const PREFIX: &str = "benchcc";
 const NAME: &str = "benchcc";
 
 fn free_port() -> u16 {
@@ -129,16 +129,26 @@ async fn info_has(port: u16, section: &str, needle: &str) -> bool {
 struct Subscribers {
     ours: mpsc::UnboundedReceiver<i64>,
     fred: mpsc::UnboundedReceiver<i64>,
-    _fred_client: SubscriberClient,
-    _resubscribe: tokio::task::JoinHandle<()>,
+    fred_client: SubscriberClient,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Subscribers {
+    /// Stops both, so that nothing of one part runs into the next.
+    async fn close(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = self.fred_client.quit().await;
+    }
 }
 
 async fn subscribers(bus: &Bus, fred_server: ServerConfig) -> Subscribers {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (ours_tx, ours) = mpsc::unbounded_channel();
     let b = bus.clone();
-    tokio::spawn(async move { b.listen_control(tx).await });
-    tokio::spawn(async move {
+    let listener = tokio::spawn(async move { b.listen_control(tx).await });
+    let forward_ours = tokio::spawn(async move {
         while let Some(a) = rx.recv().await {
             if let Announcement::Config { version } = a {
                 let _ = ours_tx.send(version);
@@ -161,7 +171,7 @@ async fn subscribers(bus: &Bus, fred_server: ServerConfig) -> Subscribers {
     client.subscribe(channel).await.expect("fred subscribes");
     let (fred_tx, fred) = mpsc::unbounded_channel();
     let mut messages = client.message_rx();
-    tokio::spawn(async move {
+    let forward_fred = tokio::spawn(async move {
         while let Ok(m) = messages.recv().await {
             let Ok(text) = m.value.convert::<String>() else {
                 continue;
@@ -174,24 +184,58 @@ async fn subscribers(bus: &Bus, fred_server: ServerConfig) -> Subscribers {
     Subscribers {
         ours,
         fred,
-        _fred_client: client,
-        _resubscribe: resubscribe,
+        fred_client: client,
+        tasks: vec![listener, forward_ours, forward_fred, resubscribe],
     }
 }
 
-/// Announces `Config { version: n }` every 5 ms with n counting up, through `bus` (which
-/// follows a failover itself); returns the counter.
-fn publisher(bus: Bus) -> std::sync::Arc<std::sync::atomic::AtomicI64> {
+/// Announces `Config { version: n }` every 5 ms with n counting up, on every server of
+/// `ports` over plain connections of its own (PUBLISH works on a replica too): neither
+/// client under comparison carries the announcements, so neither waits for the other to
+/// find the new master. Returns the counter and the task (abort it at the end).
+fn publisher(
+    ports: Vec<u16>,
+    channel: String,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicI64>,
+    tokio::task::JoinHandle<()>,
+) {
     let n = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
     let counter = n.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
+        let mut conns: Vec<Option<redis::aio::MultiplexedConnection>> =
+            ports.iter().map(|_| None).collect();
         loop {
             let v = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            let _ = bus.announce(&Announcement::Config { version: v }).await;
+            let text = serde_json::to_string(&Announcement::Config { version: v })
+                .expect("an announcement");
+            for (port, slot) in ports.iter().zip(conns.iter_mut()) {
+                if slot.is_none() {
+                    let c =
+                        redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("a url");
+                    *slot = tokio::time::timeout(
+                        Duration::from_millis(100),
+                        c.get_multiplexed_async_connection(),
+                    )
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                }
+                if let Some(c) = slot {
+                    let sent: Result<i64, _> = redis::cmd("PUBLISH")
+                        .arg(&channel)
+                        .arg(&text)
+                        .query_async(c)
+                        .await;
+                    if sent.is_err() {
+                        *slot = None;
+                    }
+                }
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    n
+    (n, task)
 }
 
 /// How long after `t0` each subscriber heard a version above `after` (at most 30 s).
@@ -247,7 +291,7 @@ async fn after_a_killed_connection() {
     let _redis = Proc::redis(port, None);
     let mut admin = raw(port).await;
     let url = format!("redis://127.0.0.1:{port}");
-    let bus = Bus::connect(&url, PREFIX).await.expect("bus");
+    let bus = Bus::connect(&url, "benchcc-killed").await.expect("bus");
     let mut s = subscribers(
         &bus,
         ServerConfig::Centralized {
@@ -255,7 +299,7 @@ async fn after_a_killed_connection() {
         },
     )
     .await;
-    let n = publisher(bus.clone());
+    let (n, publishing) = publisher(vec![port], bus.names().control());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (mut ours, mut fred) = (Vec::new(), Vec::new());
     for _ in 0..20 {
@@ -274,6 +318,8 @@ async fn after_a_killed_connection() {
         fred.push(b);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    publishing.abort();
+    s.close().await;
     summary(
         "announcements heard again after the subscriber's connection is killed",
         &mut ours,
@@ -315,7 +361,7 @@ async fn after_a_sentinel_failover() {
         addresses,
         master_name: NAME.into(),
     };
-    let bus = Bus::connect_to("redis://127.0.0.1:1", Some(&via), PREFIX, None)
+    let bus = Bus::connect_to("redis://127.0.0.1:1", Some(&via), "benchcc-failover", None)
         .await
         .expect("bus through the sentinels");
     let mut s = subscribers(
@@ -329,7 +375,10 @@ async fn after_a_sentinel_failover() {
         },
     )
     .await;
-    let n = publisher(bus.clone());
+    let (n, publishing) = publisher(
+        nodes.iter().map(|p| p.port).collect(),
+        bus.names().control(),
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (mut ours, mut fred) = (Vec::new(), Vec::new());
     let mut master = 0;
@@ -356,6 +405,8 @@ async fn after_a_sentinel_failover() {
         }
         master = promoted;
     }
+    publishing.abort();
+    s.close().await;
     summary(
         "announcements heard again after kill -9 of the master (sentinels: down after 1 s)",
         &mut ours,
@@ -368,7 +419,7 @@ async fn snapshot_reads() {
     let _redis = Proc::redis(port, None);
     raw(port).await;
     let url = format!("redis://127.0.0.1:{port}");
-    let bus = Bus::connect(&url, PREFIX).await.expect("bus");
+    let bus = Bus::connect(&url, "benchcc-snapshot").await.expect("bus");
     let values = (0..40)
         .map(|i| (format!("setting_{i}"), format!("{}", i * 1000)))
         .collect();
@@ -384,7 +435,7 @@ async fn snapshot_reads() {
     .build()
     .expect("a fred client");
     fred.init().await.expect("fred connects");
-    let key = format!("{PREFIX}:config");
+    let key = "benchcc-snapshot:config";
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for _ in 0..2000 {
@@ -393,7 +444,7 @@ async fn snapshot_reads() {
         ours.push(t.elapsed());
         assert_eq!(s.version, 1);
         let t = Instant::now();
-        let text: Option<String> = fred.get(&key).await.expect("read");
+        let text: Option<String> = fred.get(key).await.expect("read");
         let s: Snapshot = serde_json::from_str(&text.expect("stored")).expect("parses");
         theirs.push(t.elapsed());
         assert_eq!(s.version, 1);

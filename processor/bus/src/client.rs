@@ -150,13 +150,24 @@ impl Bus {
         })
     }
 
-    /// Waits at most `timeout` until `replicas` replicas acknowledged every write made on
-    /// this `Bus`'s connection so far; returns how many did (Redis `WAIT`).
+    /// Waits at most `timeout` until `replicas` replicas hold every write the master
+    /// acknowledged so far, whichever connection made it; returns how many do (Redis
+    /// `WAIT`).
+    ///
+    /// `WAIT` counts the writes of its own connection only, and a connection replaced in
+    /// between (a reconnect, a failover) has made none: a bare `WAIT` would then answer
+    /// at once. So a marker write goes first, in the same pipeline and so on the same
+    /// connection; it follows every earlier write in the master's replication stream, and
+    /// a replica that holds it holds them.
     pub async fn wait_replicas(&self, replicas: usize, timeout: Duration) -> Result<u64, BusError> {
         let millis = u64::try_from(timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let n: u64 = redis::cmd("WAIT")
+        let (n,): (u64,) = redis::pipe()
+            .cmd("INCR")
+            .arg(self.names.replication_mark())
+            .ignore()
+            .cmd("WAIT")
             .arg(replicas)
             .arg(millis)
             .query_async(&mut self.conn())
@@ -164,14 +175,16 @@ impl Bus {
         Ok(n)
     }
 
+    /// The generation of the master this process writes to: it grows at each failover
+    /// followed (always 0 without Sentinel). A write made under one generation is not
+    /// confirmed by a [`Bus::wait_replicas`] under another: that one asks the new master.
+    pub fn master_generation(&self) -> u64 {
+        self.link.generation()
+    }
+
     /// A handle on the shared connection, for the modules of this crate.
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.link.conn()
-    }
-
-    /// The generation of the master this process knows (it grows at each failover).
-    pub(crate) fn master_generation(&self) -> u64 {
-        self.link.generation()
     }
 
     /// Resolves once the master moved to another server since `generation` (a Sentinel

@@ -89,6 +89,9 @@ pub struct KeyRecord {
 
 /// Sets the snapshot only if it is newer than the stored one, so that a slow writer can
 /// never move the configuration back.
+/// How long connecting and subscribing to the control channel may take.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 static SET_IF_NEWER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -216,20 +219,28 @@ return tonumber(ARGV[1])
         loop {
             let generation = self.master_generation();
             let client = self.client_now();
-            let pubsub =
-                match async { client?.get_async_pubsub().await.map_err(BusError::from) }.await {
-                    Ok(mut p) => match p.subscribe(&channel).await {
-                        Ok(()) => Some(p),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "control channel: cannot subscribe");
-                            None
-                        }
-                    },
-                    Err(e) => {
-                        tracing::warn!(error = %e, "control channel: cannot connect");
+            // redis-rs puts no time limit on a pub/sub connection: a master whose packets
+            // vanish would hold this for the kernel's connect timeout, minutes, even after
+            // the sentinels named another one.
+            let subscribed = async {
+                let mut p = client?.get_async_pubsub().await?;
+                p.subscribe(&channel).await?;
+                Ok::<_, BusError>(p)
+            };
+            let pubsub = tokio::select! {
+                r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribed) => match r {
+                    Ok(Ok(p)) => Some(p),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "control channel: cannot subscribe");
                         None
                     }
-                };
+                    Err(_) => {
+                        tracing::warn!(timeout = ?SUBSCRIBE_TIMEOUT, "control channel: no answer to the subscription");
+                        None
+                    }
+                },
+                () = self.master_moved_since(generation) => None,
+            };
             if let Some(mut p) = pubsub {
                 delay = Duration::from_millis(200);
                 let mut messages = p.on_message();
@@ -245,7 +256,10 @@ return tonumber(ARGV[1])
                             break;
                         }
                     };
-                    let Some(m) = m else { break };
+                    let Some(m) = m else {
+                        tracing::warn!("control channel: connection lost; resubscribing");
+                        break;
+                    };
                     let Ok(text) = m.get_payload::<String>() else {
                         continue;
                     };
@@ -260,7 +274,6 @@ return tonumber(ARGV[1])
                         }
                     }
                 }
-                tracing::warn!("control channel: connection lost; resubscribing");
             }
             if tx.is_closed() {
                 return;

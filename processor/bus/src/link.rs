@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mutt_telemetry::metrics;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{Client, ConnectionInfo};
 use tokio::sync::watch;
@@ -27,12 +27,29 @@ use crate::error::BusError;
 const POLL: Duration = Duration::from_secs(1);
 
 /// The Sentinel deployment that names the master.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Sentinels {
-    /// The sentinels' addresses (`host:port` or `redis://host:port`), tried in turn.
+    /// The sentinels' URLs (`redis://host:port`, `rediss://…`, possibly with the
+    /// sentinels' own password); up to three are asked at once, the first good answer
+    /// wins.
     pub addresses: Vec<String>,
     /// The name the sentinels monitor the master under.
     pub master_name: String,
+}
+
+/// Without the passwords an address may carry.
+impl std::fmt::Debug for Sentinels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let addresses: Vec<String> = self
+            .addresses
+            .iter()
+            .map(|a| mutt_core::url::redact(a))
+            .collect();
+        f.debug_struct("Sentinels")
+            .field("addresses", &addresses)
+            .field("master_name", &self.master_name)
+            .finish()
+    }
 }
 
 /// The master as last known, numbered so that a connection can tell it is out of date.
@@ -66,7 +83,7 @@ impl Link {
             generation: 0,
             client,
         }));
-        Self::on(rx, config).await
+        Self::connect(rx, config).await
     }
 
     /// A connection to the master that `sentinels` name, followed from now on. `node`
@@ -98,11 +115,18 @@ impl Link {
             generation: 0,
             client,
         }));
-        tokio::spawn(follow(sentinel, sentinels.master_name.clone(), node, tx));
-        Self::on(rx, config).await
+        let asker = Asker::new(&sentinels.addresses)?;
+        tokio::spawn(follow(
+            sentinel,
+            asker,
+            sentinels.master_name.clone(),
+            node,
+            tx,
+        ));
+        Self::connect(rx, config).await
     }
 
-    async fn on(
+    async fn connect(
         master: watch::Receiver<Arc<Master>>,
         config: ConnectionManagerConfig,
     ) -> Result<Self, BusError> {
@@ -120,13 +144,13 @@ impl Link {
 
     /// Another connection of its own to the same master, followed the same way.
     pub(crate) async fn another(&self, config: ConnectionManagerConfig) -> Result<Self, BusError> {
-        Self::on(self.master.clone(), config).await
+        Self::connect(self.master.clone(), config).await
     }
 
     /// A handle on this connection, on the current master: after a failover the first
     /// call replaces the connection (which then connects at its first command).
     pub(crate) fn conn(&self) -> ConnectionManager {
-        let master = self.master.borrow();
+        let master = self.master.borrow().clone();
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.generation != master.generation {
             match ConnectionManager::new_lazy_with_config(
@@ -206,19 +230,92 @@ impl Node {
     }
 }
 
+/// The sentinels asked where the master is, on connections kept open: the cheap
+/// question of every poll.
+struct Asker {
+    sentinels: Vec<Client>,
+    conns: Vec<Option<MultiplexedConnection>>,
+}
+
+impl Asker {
+    fn new(addresses: &[String]) -> Result<Self, BusError> {
+        let sentinels = addresses
+            .iter()
+            .map(|a| Client::open(a.as_str()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let conns = sentinels.iter().map(|_| None).collect();
+        Ok(Self { sentinels, conns })
+    }
+
+    /// The master's host and port as the first sentinel that answers reports them.
+    async fn reported(&mut self, name: &str) -> Option<(String, u16)> {
+        for (client, slot) in self.sentinels.iter().zip(self.conns.iter_mut()) {
+            let mut conn = match slot {
+                Some(c) => c.clone(),
+                None => match tokio::time::timeout(POLL, client.get_multiplexed_async_connection())
+                    .await
+                {
+                    Ok(Ok(c)) => slot.insert(c).clone(),
+                    _ => continue,
+                },
+            };
+            let mut ask = redis::cmd("SENTINEL");
+            ask.arg("get-master-addr-by-name").arg(name);
+            let asked = ask.query_async::<Option<(String, u16)>>(&mut conn);
+            match tokio::time::timeout(POLL, asked).await {
+                Ok(Ok(Some(addr))) => return Some(addr),
+                Ok(Ok(None)) => {}
+                _ => *slot = None,
+            }
+        }
+        None
+    }
+}
+
+/// Host and port of a TCP address.
+fn host_port(addr: &redis::ConnectionAddr) -> Option<(&str, u16)> {
+    match addr {
+        redis::ConnectionAddr::Tcp(h, p)
+        | redis::ConnectionAddr::TcpTls {
+            host: h, port: p, ..
+        } => Some((h.as_str(), *p)),
+        _ => None,
+    }
+}
+
 /// Asks the sentinels where the master is every [`POLL`], until every [`Link`] is gone;
-/// a new answer is a failover: a new generation, logged and counted.
-async fn follow(mut sentinel: Sentinel, name: String, node: Node, tx: watch::Sender<Arc<Master>>) {
+/// a new answer is a failover: a new generation, logged and counted. The poll asks one
+/// sentinel on a kept connection; only when its answer differs from the current master
+/// does a full lookup run, which also connects to the named server to check that it is
+/// a master (so that a stale sentinel cannot move anyone to a replica).
+async fn follow(
+    mut sentinel: Sentinel,
+    mut asker: Asker,
+    name: String,
+    node: Node,
+    tx: watch::Sender<Arc<Master>>,
+) {
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is now, and the master was just looked up.
+    tick.tick().await;
     let mut failing = false;
     loop {
         tokio::select! {
             () = tx.closed() => return,
             _ = tick.tick() => {}
         }
-        // Each lookup also checks that the named master says it is one; a dead master or
-        // one not yet replaced fails the lookup, and the current one stays.
+        let current = tx.borrow().client.get_connection_info().addr().clone();
+        if let (Some(reported), Some((host, port))) =
+            (asker.reported(&name).await, host_port(&current))
+            && reported.0 == host
+            && reported.1 == port
+        {
+            failing = false;
+            continue;
+        }
+        // The full lookup checks that the named master says it is one; a dead master or
+        // one not yet replaced fails it, and the current one stays.
         let found = tokio::time::timeout(
             POLL * 5,
             sentinel.async_master_for(&name, Some(&node.now())),

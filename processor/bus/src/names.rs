@@ -59,6 +59,12 @@ impl Names {
         format!("{}:ingest:idempotency", self.prefix)
     }
 
+    /// `{p}:ingest:replication-mark`: a counter ingest increments just before each `WAIT`,
+    /// so that the `WAIT` covers every earlier write (see `Bus::wait_replicas`).
+    pub fn replication_mark(&self) -> String {
+        format!("{}:ingest:replication-mark", self.prefix)
+    }
+
     /// `{p}:control`, the pub/sub channel of the control plane.
     pub fn control(&self) -> String {
         format!("{}:control", self.prefix)

@@ -115,20 +115,100 @@ impl Bus {
             .await
     }
 
+    /// Applies `rule` on the master, then on each of its replicas: Redis does not
+    /// replicate ACL changes, and a replica promoted by a failover must accept the
+    /// passwords the processes use. A replica that refuses (or cannot be reached) fails
+    /// the step, which can be run again (adding or removing a password twice is the same).
     async fn acl_setuser(&self, user: &str, rule: &str) -> Result<(), BusError> {
-        let r: redis::RedisResult<()> = redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg(user)
-            .arg(rule)
-            .query_async(&mut self.conn())
-            .await;
+        let mut setuser = redis::cmd("ACL");
+        setuser.arg("SETUSER").arg(user).arg(rule);
         // Redis's error for a bad rule can echo the rule, which holds the password: keep
         // the code, drop the text.
-        r.map_err(|e| {
+        let refused = |on: &str, e: redis::RedisError| {
             BusError::Protocol(format!(
-                "ACL SETUSER {user} refused ({})",
-                e.code().unwrap_or("error")
+                "ACL SETUSER {user} refused by {on} ({})",
+                e.code().unwrap_or(if e.is_io_error() {
+                    "unreachable"
+                } else {
+                    "error"
+                })
             ))
+        };
+        setuser
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(|e| refused("the master", e))?;
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut self.conn())
+            .await?;
+        let master = self.client_now()?.get_connection_info().clone();
+        for (host, port) in replicas(&info) {
+            let on = format!("the replica {host}:{port}");
+            let addr = match master.addr() {
+                redis::ConnectionAddr::TcpTls {
+                    insecure,
+                    tls_params,
+                    ..
+                } => redis::ConnectionAddr::TcpTls {
+                    host: host.clone(),
+                    port,
+                    insecure: *insecure,
+                    tls_params: tls_params.clone(),
+                },
+                _ => redis::ConnectionAddr::Tcp(host.clone(), port),
+            };
+            let client = redis::Client::open(master.clone().set_addr(addr))?;
+            let applied = async {
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                setuser.query_async::<()>(&mut conn).await
+            };
+            match tokio::time::timeout(std::time::Duration::from_secs(5), applied).await {
+                Ok(r) => r.map_err(|e| refused(&on, e))?,
+                Err(_) => {
+                    return Err(BusError::Protocol(format!(
+                        "ACL SETUSER {user}: {on} did not answer"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The replicas a master lists in `INFO replication` (`slave0:ip=…,port=…,state=online,…`).
+fn replicas(info: &str) -> Vec<(String, u16)> {
+    info.lines()
+        .filter(|l| l.starts_with("slave") && l.contains("ip="))
+        .filter_map(|l| {
+            let fields = l.split_once(':')?.1;
+            let field = |k: &str| {
+                fields
+                    .split(',')
+                    .find_map(|f| f.strip_prefix(k)?.strip_prefix('='))
+            };
+            Some((field("ip")?.to_string(), field("port")?.parse().ok()?))
         })
+        .collect()
+}
+
+#[cfg(test)]
+mod replica_tests {
+    use super::replicas;
+
+    #[test]
+    fn replicas_are_read_from_info_replication() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+                    slave0:ip=10.0.0.7,port=6380,state=online,offset=42,lag=0\r\n\
+                    slave1:ip=127.0.0.1,port=6381,state=wait_bgsave,offset=0,lag=1\r\n\
+                    master_replid:abc\r\n";
+        assert_eq!(
+            replicas(info),
+            vec![
+                ("10.0.0.7".to_string(), 6380),
+                ("127.0.0.1".to_string(), 6381)
+            ]
+        );
+        assert!(replicas("role:master\r\nconnected_slaves:0\r\n").is_empty());
     }
 }

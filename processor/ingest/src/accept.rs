@@ -109,6 +109,7 @@ pub(crate) async fn append(
     cid: &str,
 ) -> Result<bool, Refused> {
     let bus = state.append_bus();
+    let generation = state.generation();
     let appended = match keyed {
         None => bus.append(&state.stream, entries).await.map(|_| false),
         Some(k) => bus
@@ -143,7 +144,7 @@ pub(crate) async fn append(
     })?;
     // Acknowledged only once the replicas hold it (MUTT_INGEST_MIN_REPLICAS). A resend
     // with the same Idempotency-Key appends nothing twice and waits again.
-    state.replicated().await.map_err(|short| {
+    state.replicated(generation).await.map_err(|short| {
         metrics().ingest_unreplicated.inc();
         tracing::warn!(correlation_id = cid, "ingest: {short}");
         refuse(

@@ -165,8 +165,8 @@ pub const DISCARD_WITHIN: Duration = Duration::from_secs(2);
 const DISCARDING: usize = 32;
 static DISCARDS: Semaphore = Semaphore::const_new(DISCARDING);
 
-/// Reads what the client still sends of a body that is refused before it was read (a
-/// bad key, shedding, a busy budget) and throws it away, up to `limit` bytes and for at
+/// Reads what the client still sends of a body that is refused before it was read
+/// (shedding, an unsupported type, a busy budget) and throws it away, up to `limit` bytes and for at
 /// most [`DISCARD_WITHIN`]. The answer is only written after this: a server that answers
 /// and closes while the request's bytes are still arriving makes the kernel reset the
 /// connection, and the client then reads a connection reset instead of its 503 and

@@ -18,8 +18,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::IngestState;
 use crate::accept::prepare;
+use crate::{IngestState, ReplicationShort};
 
 /// The listeners, as the `source` label of the metrics names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +217,7 @@ impl Intake {
         let mut pause = Duration::from_millis(50);
         let mut stop_deadline = None;
         loop {
+            let generation = self.state.generation();
             match self
                 .state
                 .append_bus()
@@ -224,7 +225,12 @@ impl Intake {
                 .await
             {
                 Ok(_) => {
-                    self.until_replicated(entries.len()).await?;
+                    if !self.until_replicated(entries.len(), generation).await? {
+                        // Appended on a master that was replaced: append again on the new
+                        // one (a copy that survived is the same events, absorbed by their
+                        // ids downstream).
+                        continue;
+                    }
                     metrics()
                         .ingest_events
                         .with_label_values(&[self.source.as_str(), "accepted"])
@@ -264,13 +270,23 @@ impl Intake {
 impl Intake {
     /// With `MUTT_INGEST_MIN_REPLICAS`: waits (not reading meanwhile, like any dependency
     /// that refuses, ADR 0013) until the replicas hold what was appended, so that an
-    /// inform is answered and the next read made only then. Appends nothing again.
-    async fn until_replicated(&self, count: usize) -> Result<(), GaveUp> {
+    /// inform is answered and the next read made only then. Appends nothing again;
+    /// `Ok(false)` when the master changed since the append of `generation`, which the
+    /// caller must then make again.
+    async fn until_replicated(&self, count: usize, generation: u64) -> Result<bool, GaveUp> {
         let mut stop_deadline = None;
         let mut first = true;
         loop {
-            match self.state.replicated().await {
-                Ok(()) => return Ok(()),
+            match self.state.replicated(generation).await {
+                Ok(()) => return Ok(true),
+                Err(ReplicationShort::MasterMoved) => {
+                    tracing::warn!(
+                        source = self.source.as_str(),
+                        events = count,
+                        "the Redis master changed after the append; appending again"
+                    );
+                    return Ok(false);
+                }
                 Err(short) => {
                     // Counted once per batch, however long it is held.
                     if std::mem::take(&mut first) {

@@ -93,8 +93,16 @@ impl IngestState {
         self.replication.as_ref().map_or(&self.bus, |r| &r.bus)
     }
 
-    /// Waits until the replicas hold what was appended; `Err` with how many did.
-    pub(crate) async fn replicated(&self) -> Result<(), ReplicationShort> {
+    /// The master's generation now: taken before an append, it is what
+    /// [`IngestState::replicated`] checks the append against.
+    pub(crate) fn generation(&self) -> u64 {
+        self.append_bus().master_generation()
+    }
+
+    /// Waits until the replicas hold what was appended under the master of `generation`;
+    /// `Err` with how many did, or because the master changed since (its replicas say
+    /// nothing about an append made on the old one).
+    pub(crate) async fn replicated(&self, generation: u64) -> Result<(), ReplicationShort> {
         let Some(r) = &self.replication else {
             return Ok(());
         };
@@ -105,10 +113,13 @@ impl IngestState {
                 0
             }
         };
+        if r.bus.master_generation() != generation {
+            return Err(ReplicationShort::MasterMoved);
+        }
         if acked >= r.min as u64 {
             Ok(())
         } else {
-            Err(ReplicationShort {
+            Err(ReplicationShort::Unconfirmed {
                 acked,
                 wanted: r.min,
                 timeout: r.timeout,
@@ -117,16 +128,22 @@ impl IngestState {
     }
 }
 
-/// Fewer replicas than `MUTT_INGEST_MIN_REPLICAS` confirmed an append in time.
+/// Why an append is not confirmed as replicated.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("{acked} of {wanted} replicas confirmed the append within {timeout:?}")]
-pub struct ReplicationShort {
-    /// How many did.
-    pub acked: u64,
-    /// How many must.
-    pub wanted: usize,
-    /// How long they had.
-    pub timeout: std::time::Duration,
+pub enum ReplicationShort {
+    /// Fewer replicas than `MUTT_INGEST_MIN_REPLICAS` confirmed it in time.
+    #[error("{acked} of {wanted} replicas confirmed the append within {timeout:?}")]
+    Unconfirmed {
+        /// How many did.
+        acked: u64,
+        /// How many must.
+        wanted: usize,
+        /// How long they had.
+        timeout: std::time::Duration,
+    },
+    /// The master changed (a failover) after the append: it may be lost with the old one.
+    #[error("the Redis master changed after the append (a failover)")]
+    MasterMoved,
 }
 
 /// The ingest router.

@@ -221,7 +221,17 @@ pub(crate) async fn run(
         None
     };
 
-    tracing::info!(redis = %redact_url(&settings.redis_url), prefix = %settings.prefix, "connecting to redis");
+    match &settings.redis_sentinels {
+        Some(s) => tracing::info!(
+            sentinels = ?s.iter().map(|a| redact_url(a)).collect::<Vec<_>>(),
+            master_name = %settings.redis_master_name,
+            prefix = %settings.prefix,
+            "connecting to redis through sentinel"
+        ),
+        None => {
+            tracing::info!(redis = %redact_url(&settings.redis_url), prefix = %settings.prefix, "connecting to redis")
+        }
+    }
     let bus = connect("Redis", &shutdown, || connect_bus(&settings, &creds)).await?;
     // A rotation may have happened while this process was away: its start values could
     // be retired already.

@@ -492,3 +492,110 @@ async fn an_older_key_set_never_replaces_a_newer_one() -> anyhow::Result<()> {
     assert_eq!(names, ["b"]);
     Ok(())
 }
+
+/// A private `redis-server` on a free loopback port, killed on drop.
+struct Private {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Private {
+    async fn start(replica_of: Option<u16>) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut cmd = std::process::Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        if let Some(m) = replica_of {
+            cmd.args(["--replicaof", "127.0.0.1", &m.to_string()]);
+        }
+        let s = Self {
+            child: cmd.spawn()?,
+            port,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let up = async {
+                let mut c = redis::Client::open(s.url())?
+                    .get_multiplexed_async_connection()
+                    .await?;
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async(&mut c)
+                    .await?;
+                Ok::<_, anyhow::Error>(
+                    replica_of.is_none() || info.contains("master_link_status:up"),
+                )
+            };
+            if up.await.unwrap_or(false) {
+                return Ok(s);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "redis on {port} not up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn signal(&self, sig: &str) -> anyhow::Result<()> {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()?
+            .success();
+        anyhow::ensure!(ok, "kill {sig}");
+        Ok(())
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        let _ = self.signal("-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `wait_replicas` confirms what the master acknowledged on any connection: a `WAIT` on
+/// a connection that made no write of its own (one replaced by a reconnect after the
+/// append) would answer at once with every attached replica, holding the append or not.
+#[tokio::test]
+async fn waiting_for_replicas_covers_writes_made_on_another_connection() -> anyhow::Result<()> {
+    let master = Private::start(None).await?;
+    let replica = Private::start(Some(master.port)).await?;
+    let writer = Bus::connect(&master.url(), "bus-test-wait").await?;
+    let waiter = writer.with_own_connection().await?;
+    let s = writer.names().events();
+    // The replica stays attached but applies nothing.
+    replica.signal("-STOP")?;
+    writer
+        .append(&s, &[entry("held by the master only")])
+        .await?;
+    assert_eq!(
+        waiter.wait_replicas(1, Duration::from_millis(300)).await?,
+        0,
+        "a stopped replica cannot have confirmed the append"
+    );
+    replica.signal("-CONT")?;
+    assert_eq!(waiter.wait_replicas(1, Duration::from_secs(5)).await?, 1);
+    assert_eq!(
+        writer.master_generation(),
+        0,
+        "no failover without Sentinel"
+    );
+    Ok(())
+}

@@ -125,9 +125,14 @@ pub(super) fn sentinels(s: &str) -> Parsed<Vec<String>> {
         match port {
             Some(p) if p > 0 => out.push(format!("redis://{a}")),
             _ => {
+                // Without a scheme `redact` sees no URL: whatever precedes an `@` may be a
+                // password mistyped into an address.
+                let shown = match a.rfind('@') {
+                    Some(at) => format!("***{}", &a[at..]),
+                    None => a.to_string(),
+                };
                 return Err(format!(
-                    "{:?} is not a Sentinel address such as 10.0.0.5:26379 or redis://sentinel-0:26379",
-                    redact(a)
+                    "{shown:?} is not a Sentinel address such as 10.0.0.5:26379 or redis://sentinel-0:26379"
                 ));
             }
         }

@@ -192,10 +192,13 @@ fn sentinel_addresses_become_urls_and_a_bad_one_is_named_without_its_password() 
         "s1:26379,:26379",
         "s1:0",
         "http://s1:26379",
+        ":s3cret@s1",
+        "user:s3cret@s1:26379x",
     ] {
         let e = load(&[("MUTT_REDIS_SENTINELS", bad)], None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("MUTT_REDIS_SENTINELS"), "{bad}: {e}");
+        assert!(!e.contains("s3cret"), "{bad}: {e}");
     }
 }
