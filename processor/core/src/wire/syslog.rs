@@ -103,8 +103,10 @@ pub fn parse(bytes: &[u8], cx: &Context) -> Result<Value, ParseError> {
         }
     };
     let timestamp = match fields.timestamp {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        None => {
+        // A stamp RFC 3339 cannot write (syslog_loose reads `Sep 1 061515` as the year
+        // 61515) is no stamp: the receipt time stands in, as for a missing one.
+        Some(t) if (1..=9999).contains(&t.year()) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        _ => {
             attrs.insert("timestamp_from".into(), json!("receipt"));
             cx.received.to_rfc3339_opts(SecondsFormat::AutoSi, true)
         }

@@ -176,3 +176,30 @@ proptest! {
         prop_assert_eq!(v["facility"].as_str(), Some(facility_name(pri >> 3)));
     }
 }
+
+/// Found by the fuzzer: a BSD stamp whose clock runs into bytes that are not UTF-8. The
+/// event must be refused or carry a time stamp validation accepts.
+#[test]
+fn a_stamp_cut_by_invalid_utf8_gives_a_valid_time_or_an_error() {
+    use crate::event::{Envelope, Limits, validate};
+    let data = b"Sep 1 061515 01:5:0\xff\xff\xff02:";
+    let limits = Limits::default();
+    let cx = Context {
+        received: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        zone: FixedOffset::east_opt(3600).unwrap(),
+        ..cx()
+    };
+    if let Ok(v) = parse(data, &cx) {
+        let env = Envelope {
+            id: "0".into(),
+            correlation_id: "c".into(),
+            received_at_ms: 0,
+        };
+        if let Err(e) = validate(v.clone(), env, &limits) {
+            assert!(
+                e.field != "timestamp" && e.field != "syslog_severity",
+                "{e}: {v}"
+            );
+        }
+    }
+}
