@@ -21,6 +21,8 @@ pub struct RedisServer {
     aof: bool,
     /// The master's port, for a replica.
     replica_of: Option<u16>,
+    /// More `redis-server` arguments, for the next start.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -43,6 +45,7 @@ impl RedisServer {
             dir,
             aof,
             replica_of,
+            extra: Vec::new(),
         };
         s.launch().await?;
         Ok(s)
@@ -68,6 +71,7 @@ impl RedisServer {
         if let Some(m) = self.replica_of {
             cmd.args(["--replicaof", "127.0.0.1", &m.to_string()]);
         }
+        cmd.args(&self.extra);
         self.child = Some(cmd.spawn().context("starting redis-server")?);
         let url = self.url();
         wait_until("private redis to answer", Duration::from_secs(10), || {
@@ -119,6 +123,12 @@ impl RedisServer {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
         self.launch().await
+    }
+
+    /// Starts it again with `args` added (`--replica-priority 0`, …).
+    pub async fn restart_with(&mut self, args: &[&str]) -> anyhow::Result<()> {
+        self.extra = args.iter().map(|a| a.to_string()).collect();
+        self.restart().await
     }
 }
 
